@@ -1,0 +1,27 @@
+"""notdiamond: retries, timeouts, fallback and weighted load balancing for OpenAI SDK clients.
+
+    import notdiamond
+    notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "azure/gpt-4o": 0.1})
+"""
+
+from __future__ import annotations
+
+from ._init import InitOptions, init
+from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._pipeline import AttemptEvent
+from ._types import ClientType, ModelType, OpenAIMessagesType
+
+__version__ = "0.5.0"
+
+__all__ = [
+    "AsyncRetryWrapper",
+    "AttemptEvent",
+    "ClientType",
+    "InitOptions",
+    "ModelType",
+    "OpenAIMessagesType",
+    "RetryManager",
+    "RetryWrapper",
+    "__version__",
+    "init",
+]

@@ -1,0 +1,253 @@
+"""Parse and validate what ``notdiamond.init`` is given, before anything is patched.
+
+Every refusal names the bad value and the fix. Nothing here touches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ._sdk import PROVIDERS, Provider
+from ._types import Message
+
+logger = logging.getLogger("notdiamond")
+
+DEFAULT_MAX_RETRIES = 1
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_BACKOFF = 2.0
+#: Roles that may open a conversation, so may open ``model_messages``.
+OPENING_ROLES = frozenset({"system", "developer", "user"})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """``<provider>/<model>``: the provider is the text before the first ``/``, the model the rest."""
+
+    provider: Provider
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """Everything one configured model needs at call time."""
+
+    key: str
+    provider: Provider
+    model: str
+    max_attempts: int
+    timeout: float
+    backoff: float
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated configuration: models in priority order, optional weights, per-model settings."""
+
+    order: tuple[str, ...]
+    weights: tuple[float, ...] | None
+    settings: Mapping[str, ModelSettings]
+
+    @property
+    def providers(self) -> frozenset[Provider]:
+        return frozenset(s.provider for s in self.settings.values())
+
+
+def parse_model_key(text: object, *, where: str) -> ModelKey:
+    """Parse ``<provider>/<model>`` or raise an error that shows the expected form."""
+    if not isinstance(text, str):
+        raise TypeError(
+            f"{where}: model keys are strings of the form '<provider>/<model>', "
+            f"got {text!r} ({type(text).__name__})."
+        )
+    provider, sep, model = text.partition("/")
+    if not sep or not provider or not model:
+        hint = f" such as 'openai/{text}' or 'azure/{text}'" if text and "/" not in text else ""
+        raise ValueError(
+            f"{where}: {text!r} is not a model key. Use the full form '<provider>/<model>'{hint}."
+        )
+    if provider not in PROVIDERS:
+        raise ValueError(
+            f"{where}: {text!r} names provider {provider!r}; notdiamond supports "
+            f"{' and '.join(repr(p) for p in PROVIDERS)}. Use e.g. 'openai/{model}'."
+        )
+    return ModelKey(provider, model)  # type: ignore[arg-type]  # checked against PROVIDERS
+
+
+def parse_models(models: object) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+    """``models`` as a priority list or a dict of weights -> (order, weights or None)."""
+    if isinstance(models, Mapping):
+        if not models:
+            raise ValueError("models: the dict is empty. Give at least one '<provider>/<model>'.")
+        order: list[str] = []
+        weights: list[float] = []
+        for key, weight in models.items():
+            order.append(str(parse_model_key(key, where="models")))
+            weights.append(_weight(key, weight))
+        if not any(w > 0 for w in weights):
+            raise ValueError(
+                "models: every weight is 0, so no model could ever be chosen. "
+                "Give at least one model a weight above 0."
+            )
+        return tuple(order), tuple(weights)
+    if isinstance(models, str) or not isinstance(models, Sequence):
+        raise TypeError(
+            "models must be a list of '<provider>/<model>' keys in priority order, or a dict "
+            f"mapping keys to weights; got {type(models).__name__}"
+            + (f" {models!r}. Wrap it in a list: [{models!r}]." if isinstance(models, str) else ".")
+        )
+    if not models:
+        raise ValueError("models: the list is empty. Give at least one '<provider>/<model>'.")
+    keys = [str(parse_model_key(key, where="models")) for key in models]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"models: {duplicates} listed more than once. List each model once.")
+    return tuple(keys), None
+
+
+def _weight(key: str, weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise TypeError(f"models[{key!r}]: the weight must be a number, got {weight!r}.")
+    value = float(weight)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"models[{key!r}]: weight {weight!r} is not allowed. Weights are finite numbers >= 0 "
+            "(0 turns a model off, also as a fallback)."
+        )
+    return value
+
+
+class _PerModel(Generic[T]):
+    """One per-model setting: a scalar for every model, or a dict of model key -> value."""
+
+    def __init__(self, name: str, raw: object, default: T, check: Any, configured: Sequence[str]):
+        self.name = name
+        self.default = default
+        self.values: dict[str, T] = {}
+        if isinstance(raw, Mapping) and "role" in raw:
+            raise TypeError(
+                f"{name}: {dict(raw)!r} looks like a single message. Give a list of messages "
+                "for every model, or a dict mapping '<provider>/<model>' keys to message lists."
+            )
+        if isinstance(raw, Mapping):
+            for key, value in raw.items():
+                canonical = str(parse_model_key(key, where=name))
+                if canonical not in configured:
+                    logger.warning(
+                        "notdiamond.init: %s has an entry for %r, which is not among the "
+                        "configured models %s; it is ignored.",
+                        name,
+                        canonical,
+                        list(configured),
+                    )
+                    continue
+                self.values[canonical] = check(f"{name}[{key!r}]", value)
+        else:
+            value = check(name, raw)
+            self.values = dict.fromkeys(configured, value)
+
+    def __getitem__(self, key: str) -> T:
+        return self.values.get(key, self.default)
+
+
+def _check_max_retries(where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{where}: expected a whole number of attempts >= 1, got {value!r}. "
+            "(1 means one try, then fall back.)"
+        )
+    if value < 1:
+        raise ValueError(
+            f"{where}: {value} attempts would never call the model. Use 1 or more "
+            "(it counts attempts on one model: 1 is a single try, 3 is up to three)."
+        )
+    return value
+
+
+def _check_timeout(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where}: expected seconds per attempt as a number, got {value!r}.")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{where}: {value!r} is not a usable timeout. Use a finite number of seconds > 0."
+        )
+    return float(value)
+
+
+def _check_backoff(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where}: expected a backoff base as a number, got {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{where}: {value!r} is not a usable backoff. Use a finite number >= 0 "
+            "(the wait after the k-th failure is backoff ** k seconds)."
+        )
+    return float(value)
+
+
+def _check_messages(where: str, value: object) -> tuple[Message, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{where}: expected a list of messages like "
+            f'[{{"role": "system", "content": "..."}}], got {type(value).__name__}.'
+        )
+    for i, message in enumerate(value):
+        if not isinstance(message, Mapping) or "role" not in message:
+            raise TypeError(
+                f"{where}[{i}]: each message is a dict with a 'role', such as "
+                f'{{"role": "system", "content": "..."}}.'
+            )
+    if value and value[0]["role"] not in OPENING_ROLES:
+        raise ValueError(
+            f"{where}: the first message has role {value[0]['role']!r}, which cannot open a "
+            f"conversation. Start with one of {sorted(OPENING_ROLES)}."
+        )
+    return tuple(value)
+
+
+def parse_config(
+    models: object,
+    *,
+    max_retries: object,
+    timeout: object,
+    backoff: object,
+    model_messages: object,
+    available_providers: frozenset[Provider],
+) -> Config:
+    """Validate everything ``init`` was given about models; raise before anything is patched."""
+    order, weights = parse_models(models)
+    retries = _PerModel("max_retries", max_retries, DEFAULT_MAX_RETRIES, _check_max_retries, order)
+    timeouts = _PerModel("timeout", timeout, DEFAULT_TIMEOUT, _check_timeout, order)
+    backoffs = _PerModel("backoff", backoff, DEFAULT_BACKOFF, _check_backoff, order)
+    messages = _PerModel[tuple[Message, ...]](
+        "model_messages", {} if model_messages is None else model_messages, (), _check_messages, order
+    )
+
+    settings: dict[str, ModelSettings] = {}
+    for key in order:
+        parsed = parse_model_key(key, where="models")
+        if parsed.provider not in available_providers:
+            raise ValueError(
+                f"models: {key!r} needs a {parsed.provider!r} client, but none was passed. "
+                f"Add an {'AzureOpenAI' if parsed.provider == 'azure' else 'OpenAI'} client "
+                "(async clients: the Async variant) to the client list, or remove the model."
+            )
+        settings[key] = ModelSettings(
+            key=key,
+            provider=parsed.provider,
+            model=parsed.model,
+            max_attempts=retries[key],
+            timeout=timeouts[key],
+            backoff=backoffs[key],
+            messages=messages[key],
+        )
+    return Config(order=order, weights=weights, settings=settings)

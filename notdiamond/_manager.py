@@ -1,0 +1,204 @@
+"""The manager of one ``init``: its configuration, one wrapper per client, selection and closing."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _patching
+from ._config import Config, ModelSettings
+from ._pipeline import AttemptEvent, Call, run_async, run_sync
+from ._policy import RetryPolicy, build_policy
+from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
+from ._selection import ModelSelector, PriorityOrder, WeightedDraw
+
+if TYPE_CHECKING:
+    from ._sdk import FinalRequestOptions
+
+Observer = Callable[[AttemptEvent], object]
+
+
+class BaseRetryWrapper:
+    """Serves one client: routes its chat completions and sends each attempt to it."""
+
+    def __init__(self, manager: RetryManager, client: Any, provider: Provider) -> None:
+        self._manager = manager
+        self._client = client
+        self.provider: Provider = provider
+        self._request = _patching.original_class(client).request
+        self._attempt_fields: dict[str, Any] = {} if manager.sdk_retries else {"max_retries": 0}
+        # What a call may name: "<provider>/<model>" for any configured model, and the bare model
+        # name for this client's own provider.
+        self._routes: dict[str, str] = {key: key for key in manager.settings}
+        for key, settings in manager.settings.items():
+            if settings.provider == provider:
+                self._routes.setdefault(settings.model, key)
+
+    def route(self, options: FinalRequestOptions) -> str | None:
+        """The first model key of a managed call, or ``None`` to pass the request through."""
+        if options.url != CHAT_COMPLETIONS_PATH or options.method != "post":
+            return None
+        body = options.json_data
+        if not isinstance(body, dict):
+            return None
+        model = body.get("model")
+        if model == "notdiamond":
+            return self._manager._selector.first()
+        return self._routes.get(model) if isinstance(model, str) else None
+
+    def _settings(self, name: str) -> ModelSettings:
+        key = self._routes.get(name)
+        if key is None:
+            raise ValueError(
+                f"{name!r} is not a configured model; configured: {list(self._manager.settings)}."
+            )
+        return self._manager.settings[key]
+
+    def get_timeout(self, name: str) -> float:
+        return self._settings(name).timeout
+
+    def get_max_retries(self, name: str) -> int:
+        return self._settings(name).max_attempts
+
+    def get_backoff(self, name: str) -> float:
+        return self._settings(name).backoff
+
+    def _prepare(self, call: Call, kwargs: dict[str, Any]) -> Any:
+        """Write one attempt's arguments into the call's request options; return the client."""
+        timeout = kwargs.pop("timeout")
+        set_request_fields(call.options, {"json_data": kwargs, "timeout": timeout, **self._attempt_fields})
+        return call.client if call.provider == self.provider else self._client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} provider={self.provider!r} client={type(self._client).__name__}>"
+
+
+class RetryWrapper(BaseRetryWrapper):
+    """Wrapper of a sync client (``OpenAI``, ``AzureOpenAI``)."""
+
+    def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
+        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
+        client = self._prepare(call, kwargs)
+        return self._request(client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls)
+
+    def run_sync(
+        self, client: Any, key: str, cast_to: Any, options: FinalRequestOptions, stream: bool, stream_cls: Any
+    ) -> Any:
+        return run_sync(Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls))
+
+
+class AsyncRetryWrapper(BaseRetryWrapper):
+    """Wrapper of an async client (``AsyncOpenAI``, ``AsyncAzureOpenAI``)."""
+
+    async def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
+        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
+        client = self._prepare(call, kwargs)
+        return await self._request(
+            client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
+        )
+
+    async def run_async(
+        self, client: Any, key: str, cast_to: Any, options: FinalRequestOptions, stream: bool, stream_cls: Any
+    ) -> Any:
+        call = Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls)
+        return await run_async(call)
+
+
+class RetryManager:
+    """What ``notdiamond.init`` returns: owns the configuration and the patched clients.
+
+    ``close()`` (or leaving ``with notdiamond.init(...) as manager:``) restores every client.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        clients: Mapping[Provider, Any],
+        *,
+        is_async: bool,
+        api_key: str | None,
+        seed: int | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], object] | Callable[[float], Awaitable[object]],
+        sdk_retries: bool,
+        retry_after_cap: float,
+        observer: Observer | None,
+    ) -> None:
+        self.config = config
+        self.settings: Mapping[str, ModelSettings] = config.settings
+        self.is_async = is_async
+        self._api_key = api_key
+        self.clock = clock
+        self.sleep: Any = sleep
+        self.sdk_retries = sdk_retries
+        self.observer = observer
+        self.rng = random.Random(seed)
+        self._selector: ModelSelector = (
+            PriorityOrder(config.order)
+            if config.weights is None
+            else WeightedDraw(config.order, config.weights, self.rng)
+        )
+        self.policies: dict[str, RetryPolicy] = {
+            key: build_policy(s, retry_after_cap=retry_after_cap) for key, s in self.settings.items()
+        }
+        wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
+        self.wrappers: dict[Provider, BaseRetryWrapper] = {
+            provider: wrapper_cls(self, client, provider) for provider, client in clients.items()
+        }
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- the seed's test seams -------------------------------------------------------------
+    def get_wrapper(self, model: str) -> BaseRetryWrapper:
+        """The wrapper of the client that serves ``model`` (a configured ``<provider>/<model>``)."""
+        settings = self.settings.get(model)
+        if settings is None:
+            raise ValueError(
+                f"{model!r} is not a configured model; configured: {list(self.settings)}."
+            )
+        return self.wrappers[settings.provider]
+
+    def get_next_model(self, failed_keys: Collection[str]) -> str | None:
+        """The model to fall back to after ``failed_keys``; ``None`` when none is left."""
+        return self._selector.next_model(failed_keys)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.config.order
+
+    @property
+    def clients(self) -> list[Any]:
+        return [w._client for w in self.wrappers.values()]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _install(self) -> None:
+        for wrapper in self.wrappers.values():
+            _patching.install(wrapper._client, wrapper)
+
+    def close(self) -> None:
+        """Restore every client (and copies made from it) that this manager still serves."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for wrapper in self.wrappers.values():
+                _patching.uninstall(wrapper._client, wrapper)
+
+    def __enter__(self) -> RetryManager:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:  # never shows the API key
+        state = "closed" if self._closed else "active"
+        return f"<RetryManager {state} models={list(self.config.order)} providers={list(self.wrappers)}>"

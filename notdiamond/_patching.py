@@ -1,0 +1,126 @@
+"""Client patching: a managed client's class is swapped for a cached subclass that hooks ``request``.
+
+Every SDK path (``create``, ``stream=True``, ``parse``, ``stream``, ``with_raw_response``,
+``with_streaming_response``) ends in ``client.request(cast_to, options, ...)``, and copies made with
+``with_options``/``copy`` are built as ``self.__class__(...)``, so one hook on the class reaches all
+of them. Restoring the original class (on the client and on every copy) unpatches exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+from openai import AsyncOpenAI
+
+if TYPE_CHECKING:
+    from ._manager import BaseRetryWrapper
+
+#: Instance attribute holding the :class:`Slot` of a managed client and of its copies.
+SLOT_ATTR: Final = "_notdiamond_slot"
+
+
+class Slot:
+    """Shared by a managed client and every copy made from it: which wrapper serves them now."""
+
+    __slots__ = ("copies", "original_class", "wrapper")
+
+    def __init__(self, wrapper: BaseRetryWrapper, original_class: type) -> None:
+        self.wrapper: BaseRetryWrapper | None = wrapper
+        self.original_class = original_class
+        self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def adopt(self, copy: Any) -> None:
+        copy.__dict__[SLOT_ATTR] = self
+        self.copies.add(copy)
+
+
+_lock = threading.Lock()
+_patched_classes: dict[type, type] = {}
+
+
+def install(client: Any, wrapper: BaseRetryWrapper) -> None:
+    """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
+    with _lock:
+        slot: Slot | None = client.__dict__.get(SLOT_ATTR)
+        if slot is not None:
+            slot.wrapper = wrapper
+            return
+        original = type(client)
+        client.__dict__[SLOT_ATTR] = Slot(wrapper, original)
+        client.__class__ = _patched_class(original)
+
+
+def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
+    """Restore ``client`` and its copies if ``wrapper`` still serves them; report whether it did."""
+    with _lock:
+        slot: Slot | None = client.__dict__.get(SLOT_ATTR)
+        if slot is None or slot.wrapper is not wrapper:
+            return False
+        slot.wrapper = None
+        for obj in (client, *slot.copies):
+            obj.__class__ = slot.original_class
+            del obj.__dict__[SLOT_ATTR]
+        slot.copies.clear()
+        return True
+
+
+def original_class(client: Any) -> type:
+    slot: Slot | None = client.__dict__.get(SLOT_ATTR)
+    return slot.original_class if slot is not None else type(client)
+
+
+def _patched_class(base: type) -> type:
+    cls = _patched_classes.get(base)
+    if cls is None:
+        cls = _patched_classes[base] = _make_patched_class(base)
+    return cls
+
+
+def _make_patched_class(base: Any) -> type:
+    base_request = base.request
+    base_copy = base.copy
+
+    def copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        new = base_copy(self, *args, **kwargs)
+        slot: Slot | None = self.__dict__.get(SLOT_ATTR)
+        if slot is not None:
+            slot.adopt(new)
+        return new
+
+    if issubclass(base, AsyncOpenAI):
+
+        async def request(
+            self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
+        ) -> Any:
+            slot: Slot | None = self.__dict__.get(SLOT_ATTR)
+            wrapper = slot.wrapper if slot is not None else None
+            if wrapper is not None:
+                key = wrapper.route(options)
+                if key is not None:
+                    return await wrapper.run_async(self, key, cast_to, options, stream, stream_cls)
+            return await base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+
+    else:
+
+        def request(  # type: ignore[misc]  # sync twin of the coroutine above
+            self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
+        ) -> Any:
+            slot: Slot | None = self.__dict__.get(SLOT_ATTR)
+            wrapper = slot.wrapper if slot is not None else None
+            if wrapper is not None:
+                key = wrapper.route(options)
+                if key is not None:
+                    return wrapper.run_sync(self, key, cast_to, options, stream, stream_cls)
+            return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+
+    namespace = {
+        "request": request,
+        "copy": copy,
+        "with_options": copy,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "__doc__": base.__doc__,
+    }
+    return type(base.__name__, (base,), namespace)

@@ -1,0 +1,61 @@
+"""What this library needs to know about the OpenAI SDK, in one place (openai 2.x and 3.x)."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import openai
+from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
+from openai._models import FinalRequestOptions
+
+__all__ = [
+    "CHAT_COMPLETIONS_PATH",
+    "OPENAI_MAJOR",
+    "FinalRequestOptions",
+    "Provider",
+    "classify_client",
+    "set_request_fields",
+]
+
+OPENAI_MAJOR: Final[int] = int(openai.__version__.split(".", 1)[0])
+
+Provider = Literal["openai", "azure"]
+PROVIDERS: Final[tuple[Provider, ...]] = ("openai", "azure")
+
+#: The logical path of every chat completion (also for Azure: the deployment prefix is added later,
+#: when the SDK builds the HTTP request from ``json_data["model"]``).
+CHAT_COMPLETIONS_PATH: Final[str] = "/chat/completions"
+
+SUPPORTED_CLIENTS = "OpenAI, AzureOpenAI, AsyncOpenAI or AsyncAzureOpenAI"
+
+
+def classify_client(client: object) -> tuple[Provider, bool]:
+    """Return ``(provider, is_async)`` for a supported client, else raise ``TypeError``.
+
+    ``AzureOpenAI`` subclasses ``OpenAI``, so the Azure classes are tested first: the answer never
+    depends on the order in which the caller lists its clients.
+    """
+    if isinstance(client, AzureOpenAI):
+        return "azure", False
+    if isinstance(client, AsyncAzureOpenAI):
+        return "azure", True
+    if isinstance(client, OpenAI):
+        return "openai", False
+    if isinstance(client, AsyncOpenAI):
+        return "openai", True
+    raise TypeError(
+        f"notdiamond.init() manages OpenAI SDK clients; got {type(client).__name__}. "
+        f"Pass an instance of openai.{SUPPORTED_CLIENTS} (or a list of them)."
+    )
+
+
+def set_request_fields(options: FinalRequestOptions, fields: dict[str, Any]) -> None:
+    """Assign fields of the SDK's per-call ``FinalRequestOptions`` in place.
+
+    This is what pydantic's ``__setattr__`` does for a model without assignment validation (store
+    the value, mark the field as set), without its per-assignment checks: about 0.4 µs instead of
+    2.2 µs for the three fields every attempt sets. The object is built fresh by the SDK for each
+    call and copied by ``client.request`` before use, so assigning between attempts is safe.
+    """
+    options.__dict__.update(fields)
+    options.__pydantic_fields_set__.update(fields)

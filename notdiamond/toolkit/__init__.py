@@ -1,0 +1,1 @@
+"""Compatibility with the original SDK's module layout (``notdiamond.toolkit._retry``)."""
