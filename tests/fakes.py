@@ -1,0 +1,236 @@
+"""An in-process fake provider behind the real OpenAI SDK (httpx2 for openai 3.x, httpx for 2.x).
+
+Every request the SDK sends is recorded (provider, model, body, timeout, headers), and answered
+from a per-model script of replies (default: a successful completion).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+OPENAI_MAJOR = int(openai.__version__.split(".", 1)[0])
+if OPENAI_MAJOR >= 3:
+    import httpx2 as H
+else:
+    import httpx as H  # type: ignore[no-redef]
+
+AZURE_ENDPOINT = "https://res.openai.azure.com"
+API_VERSION = "2024-10-21"
+
+Reply = Callable[[Any], Any]  # request -> H.Response, or raises
+
+
+def ok(content: str = "hi") -> Reply:
+    return lambda request: _completion(request, content)
+
+
+def status(code: int, headers: dict[str, str] | None = None) -> Reply:
+    return lambda request: H.Response(
+        code, headers=headers or {}, json={"error": {"message": f"fake {code}", "type": "fake"}}
+    )
+
+
+def read_timeout() -> Reply:
+    def reply(request: Any) -> Any:
+        raise H.ReadTimeout("fake read timeout", request=request)
+
+    return reply
+
+
+def connect_error() -> Reply:
+    def reply(request: Any) -> Any:
+        raise H.ConnectError("fake connection refused", request=request)
+
+    return reply
+
+
+def raises(exc: BaseException) -> Reply:
+    def reply(request: Any) -> Any:
+        raise exc
+
+    return reply
+
+
+def _completion(request: Any, content: str) -> Any:
+    body = json.loads(request.content)
+    if body.get("response_format"):
+        content = json.dumps({"answer": content})
+    if body.get("stream"):
+        chunks = [
+            {"role": "assistant", "content": ""},
+            {"content": content},
+        ]
+        events = []
+        for i, delta in enumerate(chunks):
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": delta,
+                        "finish_reason": "stop" if i == len(chunks) - 1 else None,
+                    }
+                ],
+            }
+            events.append(f"data: {json.dumps(chunk)}\n\n")
+        events.append("data: [DONE]\n\n")
+        return H.Response(
+            200, headers={"content-type": "text/event-stream"}, content="".join(events).encode()
+        )
+    return H.Response(
+        200,
+        json={
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        },
+    )
+
+
+@dataclass
+class Sent:
+    """One HTTP request as the fake provider received it."""
+
+    provider: str
+    path: str
+    body: dict[str, Any]
+    timeout: dict[str, float] | None
+    headers: dict[str, str]
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model"))
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class FakeProvider:
+    """One fake service answering both the OpenAI and the Azure endpoints."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+
+    # -- scripting -------------------------------------------------------------------------
+    def script(self, key: str, *replies: Reply) -> None:
+        """Queue replies for ``<provider>/<model>``; once used up, requests succeed."""
+        self._scripts[key].extend(replies)
+
+    def always(self, key: str, reply: Reply, n: int = 1000) -> None:
+        self.script(key, *([reply] * n))
+
+    # -- inspection ------------------------------------------------------------------------
+    def keys(self) -> list[str]:
+        return [s.key for s in self.sent if s.path.endswith("/chat/completions")]
+
+    def count(self, key: str) -> int:
+        return self.keys().count(key)
+
+    # -- transport -------------------------------------------------------------------------
+    def handle(self, request: Any) -> Any:
+        path = request.url.path
+        provider = "azure" if path.startswith("/openai/") else "openai"
+        body = json.loads(request.content) if request.content else {}
+        self.sent.append(
+            Sent(
+                provider=provider,
+                path=path,
+                body=body,
+                timeout=request.extensions.get("timeout"),
+                headers=dict(request.headers),
+            )
+        )
+        if not path.endswith("/chat/completions"):
+            return H.Response(
+                200,
+                json={
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.0]}],
+                    "model": str(body.get("model")),
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
+        queue = self._scripts.get(f"{provider}/{body.get('model')}")
+        reply = queue.popleft() if queue else ok()
+        return reply(request)
+
+    async def handle_async(self, request: Any) -> Any:
+        await request.aread()
+        return self.handle(request)
+
+    # -- clients ---------------------------------------------------------------------------
+    def openai(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            api_key="sk-test-secret-key",
+            http_client=H.Client(transport=H.MockTransport(self.handle)),
+            **kwargs,
+        )
+
+    def azure(self, **kwargs: Any) -> openai.AzureOpenAI:
+        return openai.AzureOpenAI(
+            api_key="azure-test-secret-key",
+            api_version=API_VERSION,
+            azure_endpoint=AZURE_ENDPOINT,
+            http_client=H.Client(transport=H.MockTransport(self.handle)),
+            **kwargs,
+        )
+
+    def async_openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key="sk-test-secret-key",
+            http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
+            **kwargs,
+        )
+
+    def async_azure(self, **kwargs: Any) -> openai.AsyncAzureOpenAI:
+        return openai.AsyncAzureOpenAI(
+            api_key="azure-test-secret-key",
+            api_version=API_VERSION,
+            azure_endpoint=AZURE_ENDPOINT,
+            http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
+            **kwargs,
+        )
+
+
+class SleepRecorder:
+    """A sync ``sleep`` for the runtime: records each wait and advances a virtual clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+class AsyncSleepRecorder(SleepRecorder):
+    async def __call__(self, seconds: float) -> None:  # type: ignore[override]
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+USER = [{"role": "user", "content": "Hello!"}]
