@@ -1,7 +1,7 @@
 """notdiamond: retries, timeouts, fallback and weighted load balancing for OpenAI SDK clients.
 
-    import notdiamond
-    notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "azure/gpt-4o": 0.1})
+import notdiamond
+notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "azure/gpt-4o": 0.1})
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ._sdk import PROVIDERS, Provider
 from ._types import Message
@@ -80,7 +80,7 @@ def parse_model_key(text: object, *, where: str) -> ModelKey:
             f"{where}: {text!r} names provider {provider!r}; notdiamond supports "
             f"{' and '.join(repr(p) for p in PROVIDERS)}. Use e.g. 'openai/{model}'."
         )
-    return ModelKey(provider, model)  # type: ignore[arg-type]  # checked against PROVIDERS
+    return ModelKey(provider, model)
 
 
 def parse_models(models: object) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
@@ -129,7 +129,14 @@ def _weight(key: str, weight: object) -> float:
 class _PerModel(Generic[T]):
     """One per-model setting: a scalar for every model, or a dict of model key -> value."""
 
-    def __init__(self, name: str, raw: object, default: T, check: Any, configured: Sequence[str]):
+    def __init__(
+        self,
+        name: str,
+        raw: object,
+        default: T,
+        check: Callable[[str, object], T],
+        configured: Sequence[str],
+    ) -> None:
         self.name = name
         self.default = default
         self.values: dict[str, T] = {}
@@ -152,8 +159,8 @@ class _PerModel(Generic[T]):
                     continue
                 self.values[canonical] = check(f"{name}[{key!r}]", value)
         else:
-            value = check(name, raw)
-            self.values = dict.fromkeys(configured, value)
+            shared = check(name, raw)
+            self.values = {key: shared for key in configured}
 
     def __getitem__(self, key: str) -> T:
         return self.values.get(key, self.default)
@@ -229,7 +236,11 @@ def parse_config(
     timeouts = _PerModel("timeout", timeout, DEFAULT_TIMEOUT, _check_timeout, order)
     backoffs = _PerModel("backoff", backoff, DEFAULT_BACKOFF, _check_backoff, order)
     messages = _PerModel[tuple[Message, ...]](
-        "model_messages", {} if model_messages is None else model_messages, (), _check_messages, order
+        "model_messages",
+        {} if model_messages is None else model_messages,
+        (),
+        _check_messages,
+        order,
     )
 
     settings: dict[str, ModelSettings] = {}

@@ -130,7 +130,9 @@ def init(
 def _clients_by_provider(client: object) -> tuple[dict[Provider, Any], bool]:
     given = list(client) if isinstance(client, list | tuple) else [client]
     if not given:
-        raise ValueError("client: the list is empty. Pass the OpenAI/AzureOpenAI clients to manage.")
+        raise ValueError(
+            "client: the list is empty. Pass the OpenAI/AzureOpenAI clients to manage."
+        )
     clients: dict[Provider, Any] = {}
     kinds: set[bool] = set()
     for each in given:
@@ -171,7 +173,12 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _cap(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or value < 0
+    ):
         raise ValueError(
             f"retry_after_cap must be a number of seconds >= 0 (math.inf to always wait), got {value!r}."
         )
@@ -179,7 +186,7 @@ def _cap(value: object) -> float:
 
 
 def _observer(value: object) -> Observer | None:
-    return None if value is None else _callable("observer", value)  # type: ignore[no-any-return]
+    return None if value is None else _callable("observer", value)
 
 
 def _is_coroutine_function(fn: object) -> bool:
@@ -198,5 +205,7 @@ def _sleep(value: object, is_async: bool) -> Any:
             "`async def sleep(seconds): ...`."
         )
     if not is_async and _is_coroutine_function(value):
-        raise TypeError("sleep: sync clients need a plain function such as time.sleep, not a coroutine.")
+        raise TypeError(
+            "sleep: sync clients need a plain function such as time.sleep, not a coroutine."
+        )
     return value

@@ -24,6 +24,11 @@ Observer = Callable[[AttemptEvent], object]
 class BaseRetryWrapper:
     """Serves one client: routes its chat completions and sends each attempt to it."""
 
+    # Defined by the sync and async subclasses.
+    _default_create: Callable[..., Any]
+    run_sync: Callable[..., Any]
+    run_async: Callable[..., Any]
+
     def __init__(self, manager: RetryManager, client: Any, provider: Provider) -> None:
         self._manager = manager
         self._client = client
@@ -69,7 +74,9 @@ class BaseRetryWrapper:
     def _prepare(self, call: Call, kwargs: dict[str, Any]) -> Any:
         """Write one attempt's arguments into the call's request options; return the client."""
         timeout = kwargs.pop("timeout")
-        set_request_fields(call.options, {"json_data": kwargs, "timeout": timeout, **self._attempt_fields})
+        set_request_fields(
+            call.options, {"json_data": kwargs, "timeout": timeout, **self._attempt_fields}
+        )
         return call.client if call.provider == self.provider else self._client
 
     def __repr__(self) -> str:
@@ -82,12 +89,22 @@ class RetryWrapper(BaseRetryWrapper):
     def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
         """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
         client = self._prepare(call, kwargs)
-        return self._request(client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls)
+        return self._request(
+            client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
+        )
 
     def run_sync(
-        self, client: Any, key: str, cast_to: Any, options: FinalRequestOptions, stream: bool, stream_cls: Any
+        self,
+        client: Any,
+        key: str,
+        cast_to: Any,
+        options: FinalRequestOptions,
+        stream: bool,
+        stream_cls: Any,
     ) -> Any:
-        return run_sync(Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls))
+        return run_sync(
+            Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls)
+        )
 
 
 class AsyncRetryWrapper(BaseRetryWrapper):
@@ -101,7 +118,13 @@ class AsyncRetryWrapper(BaseRetryWrapper):
         )
 
     async def run_async(
-        self, client: Any, key: str, cast_to: Any, options: FinalRequestOptions, stream: bool, stream_cls: Any
+        self,
+        client: Any,
+        key: str,
+        cast_to: Any,
+        options: FinalRequestOptions,
+        stream: bool,
+        stream_cls: Any,
     ) -> Any:
         call = Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls)
         return await run_async(call)
@@ -142,7 +165,8 @@ class RetryManager:
             else WeightedDraw(config.order, config.weights, self.rng)
         )
         self.policies: dict[str, RetryPolicy] = {
-            key: build_policy(s, retry_after_cap=retry_after_cap) for key, s in self.settings.items()
+            key: build_policy(s, retry_after_cap=retry_after_cap)
+            for key, s in self.settings.items()
         }
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {
@@ -195,7 +219,10 @@ class RetryManager:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

@@ -66,7 +66,7 @@ def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
         return True
 
 
-def original_class(client: Any) -> type:
+def original_class(client: Any) -> Any:
     slot: Slot | None = client.__dict__.get(SLOT_ATTR)
     return slot.original_class if slot is not None else type(client)
 

@@ -52,6 +52,7 @@ class Call:
     """The state of one logical call: which model, which attempt, what failed so far."""
 
     __slots__ = (
+        "attempt",
         "body",
         "call_id",
         "cast_to",
@@ -60,7 +61,6 @@ class Call:
         "failures",
         "key",
         "manager",
-        "attempt",
         "options",
         "provider",
         "started",
@@ -95,7 +95,7 @@ class Call:
         self.attempt = 1
         self.wait_before = 0.0
         self.failed: list[str] = []
-        self.failures: list[tuple[str, int, BaseException]] = []
+        self.failures: list[tuple[str, int, Exception]] = []
         self.call_id = next(_call_ids)
         self.started = 0.0
 
@@ -151,7 +151,9 @@ class Call:
                 + (f" ({status_of(e)})" if status_of(e) is not None else "")
                 for key, n, e in self.failures[:-1]
             )
-            last.add_note(f"notdiamond: every configured model failed. Earlier: {earlier}")
+            add_note = getattr(last, "add_note", None)  # Python 3.11+
+            if add_note is not None:
+                add_note(f"notdiamond: every configured model failed. Earlier: {earlier}")
         return last
 
     def _emit(self, decision: Decision, exc: Exception | None, wait: float | None) -> None:
@@ -175,7 +177,12 @@ class Call:
         )
 
     def _log(
-        self, level: int, exc: Exception, decision: Decision, next_key: str | None, wait: float | None
+        self,
+        level: int,
+        exc: Exception,
+        decision: Decision,
+        next_key: str | None,
+        wait: float | None,
     ) -> None:
         status = status_of(exc)
         then = {

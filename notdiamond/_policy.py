@@ -72,7 +72,7 @@ def _failure(state: RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome is not None else None
 
 
-class wait_backoff_power(wait_base):  # noqa: N801  (tenacity's naming)
+class wait_backoff_power(wait_base):
     """``backoff ** k`` after the k-th failed attempt (the original SDK's schedule)."""
 
     def __init__(self, backoff: float) -> None:
@@ -82,7 +82,7 @@ class wait_backoff_power(wait_base):  # noqa: N801  (tenacity's naming)
         return float(self.backoff**retry_state.attempt_number)
 
 
-class wait_retry_after_or(wait_base):  # noqa: N801
+class wait_retry_after_or(wait_base):
     """The ``base`` wait, raised to the server's ``Retry-After`` when that is longer."""
 
     def __init__(self, base: wait_base) -> None:
@@ -94,7 +94,7 @@ class wait_retry_after_or(wait_base):  # noqa: N801
         return wait if server is None else max(wait, server)
 
 
-class stop_if_retry_after_exceeds(stop_base):  # noqa: N801
+class stop_if_retry_after_exceeds(stop_base):
     """Give up on this model when the server asks for a wait beyond ``cap`` seconds."""
 
     def __init__(self, cap: float) -> None:
@@ -133,6 +133,7 @@ DEFAULT_RETRY_AFTER_CAP: Final = 60.0
 def build_policy(settings: ModelSettings, *, retry_after_cap: float) -> RetryPolicy:
     return RetryPolicy(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(settings.max_attempts) | stop_if_retry_after_exceeds(retry_after_cap),
+        stop=stop_after_attempt(settings.max_attempts)
+        | stop_if_retry_after_exceeds(retry_after_cap),
         wait=wait_retry_after_or(wait_backoff_power(settings.backoff)),
     )

@@ -49,7 +49,9 @@ class WeightedDraw:
     through the manager, so draws take a short lock (never held across I/O).
     """
 
-    def __init__(self, order: tuple[str, ...], weights: tuple[float, ...], rng: random.Random):
+    def __init__(
+        self, order: tuple[str, ...], weights: tuple[float, ...], rng: random.Random
+    ) -> None:
         candidates = [(k, w) for k, w in zip(order, weights, strict=True) if w > 0]
         self.keys = tuple(k for k, _ in candidates)
         self.weights = tuple(w for _, w in candidates)
@@ -67,7 +69,9 @@ class WeightedDraw:
         return self._draw(self.keys, self._cumulative)
 
     def next_model(self, failed: Collection[str]) -> str | None:
-        remaining = [(k, w) for k, w in zip(self.keys, self.weights, strict=True) if k not in failed]
+        remaining = [
+            (k, w) for k, w in zip(self.keys, self.weights, strict=True) if k not in failed
+        ]
         if not remaining:
             return None
         keys = tuple(k for k, _ in remaining)

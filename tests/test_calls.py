@@ -10,7 +10,14 @@ import pytest
 from freezegun import freeze_time
 
 import notdiamond
-from tests.fakes import USER, FakeProvider, SleepRecorder, connect_error, raises, read_timeout, status
+from tests.fakes import (
+    USER,
+    FakeProvider,
+    connect_error,
+    raises,
+    read_timeout,
+    status,
+)
 
 TWO = ["openai/gpt-4o", "azure/gpt-4o"]
 
@@ -29,16 +36,26 @@ def test_notdiamond_takes_the_list_head(fake, clients, sleeps) -> None:
 
 def test_full_key_and_bare_name(fake, clients, sleeps) -> None:
     openai_client, azure_client = clients
-    notdiamond.init(list(clients), models=["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini"], sleep=sleeps)
+    notdiamond.init(
+        list(clients), models=["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini"], sleep=sleeps
+    )
     openai_client.chat.completions.create(model="openai/gpt-4o-mini", messages=USER)
-    azure_client.chat.completions.create(model="gpt-4o", messages=USER)  # bare: this client's provider
+    azure_client.chat.completions.create(
+        model="gpt-4o", messages=USER
+    )  # bare: this client's provider
     openai_client.chat.completions.create(model="azure/gpt-4o", messages=USER)  # routed to azure
     assert fake.keys() == ["openai/gpt-4o-mini", "azure/gpt-4o", "azure/gpt-4o"]
 
 
 def test_unconfigured_model_passes_through_untouched(fake, clients, sleeps) -> None:
     openai_client, _ = clients  # the SDK's own max_retries=2 stays on for it
-    notdiamond.init(list(clients), models=TWO, timeout=3.0, model_messages=[{"role": "system", "content": "S"}], sleep=sleeps)
+    notdiamond.init(
+        list(clients),
+        models=TWO,
+        timeout=3.0,
+        model_messages=[{"role": "system", "content": "S"}],
+        sleep=sleeps,
+    )
     quick = {"retry-after-ms": "1"}  # keeps the SDK's own (real) sleeps short
     fake.script("openai/gpt-3.5-turbo", status(500, quick), status(500, quick), status(500, quick))
     with pytest.raises(openai.InternalServerError):
@@ -48,7 +65,8 @@ def test_unconfigured_model_passes_through_untouched(fake, clients, sleeps) -> N
     sent = fake.sent
     assert [s.key for s in sent] == ["openai/gpt-3.5-turbo"] * 3  # the SDK's retries, no fallback
     assert sent[0].body == {"model": "gpt-3.5-turbo", "messages": USER, "temperature": 0.5}
-    assert sent[0].timeout is not None and sent[0].timeout["read"] == 600.0  # the SDK default
+    assert sent[0].timeout is not None
+    assert sent[0].timeout["read"] == 600.0
     assert sleeps.waits == []
 
 
@@ -56,18 +74,26 @@ def test_other_endpoints_pass_through(fake, clients) -> None:
     openai_client, _ = clients
     notdiamond.init(list(clients), models=TWO)
     openai_client.embeddings.create(model="notdiamond", input="x")
-    assert fake.sent[-1].path.endswith("/embeddings") and fake.sent[-1].body["model"] == "notdiamond"
+    assert fake.sent[-1].path.endswith("/embeddings")
+    assert fake.sent[-1].body["model"] == "notdiamond"
 
 
 # -- 4.2 attempts -------------------------------------------------------------------------------
 def test_attempt_arguments(fake, clients, sleeps) -> None:
     notdiamond.init(
-        list(clients), models=TWO, timeout={"openai/gpt-4o": 4.0, "azure/gpt-4o": 9.0},
-        model_messages={"azure/gpt-4o": [{"role": "system", "content": "Azure prefix"}]}, sleep=sleeps,
+        list(clients),
+        models=TWO,
+        timeout={"openai/gpt-4o": 4.0, "azure/gpt-4o": 9.0},
+        model_messages={"azure/gpt-4o": [{"role": "system", "content": "Azure prefix"}]},
+        sleep=sleeps,
     )
     fake.script("openai/gpt-4o", status(400))
     clients[0].chat.completions.create(
-        model="notdiamond", messages=USER, temperature=0.2, max_tokens=5, extra_headers={"X-Trace": "t1"}
+        model="notdiamond",
+        messages=USER,
+        temperature=0.2,
+        max_tokens=5,
+        extra_headers={"X-Trace": "t1"},
     )
     first, second = fake.sent
     assert first.body == {"model": "gpt-4o", "messages": USER, "temperature": 0.2, "max_tokens": 5}
@@ -98,7 +124,16 @@ def test_caller_timeout_wins(fake, clients, sleeps) -> None:
 # -- 4.3 / 4.7 same-model retries, exact counts ------------------------------------------------
 @pytest.mark.parametrize(
     "failure",
-    [status(408), status(409), status(429), status(500), status(502), status(503), read_timeout(), connect_error()],
+    [
+        status(408),
+        status(409),
+        status(429),
+        status(500),
+        status(502),
+        status(503),
+        read_timeout(),
+        connect_error(),
+    ],
     ids=["408", "409", "429", "500", "502", "503", "read-timeout", "connect-error"],
 )
 def test_transient_errors_retry_the_same_model(fake, clients, sleeps, failure) -> None:
@@ -154,14 +189,18 @@ def test_base_exceptions_propagate_at_once(fake, clients, sleeps) -> None:
 def test_sdk_retries_option_turns_them_back_on(fake, sleeps) -> None:
     client = fake.openai(max_retries=2)
     notdiamond.init(client, models=["openai/gpt-4o"], max_retries=2, sleep=sleeps, sdk_retries=True)
-    fake.script("openai/gpt-4o", status(400, {"x-should-retry": "true", "retry-after-ms": "1"}), status(400))
+    fake.script(
+        "openai/gpt-4o", status(400, {"x-should-retry": "true", "retry-after-ms": "1"}), status(400)
+    )
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="notdiamond", messages=USER)
     assert fake.count("openai/gpt-4o") == 2  # one SDK retry inside our single (permanent) failure
 
 
 # -- 4.4 waits ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("backoff", "expected"), [(2.0, [2.0, 4.0, 8.0]), (1.5, [1.5, 2.25, 3.375]), (0.0, [])])
+@pytest.mark.parametrize(
+    ("backoff", "expected"), [(2.0, [2.0, 4.0, 8.0]), (1.5, [1.5, 2.25, 3.375]), (0.0, [])]
+)
 def test_backoff_schedule(fake, clients, sleeps, backoff, expected) -> None:
     notdiamond.init(list(clients), models=TWO, max_retries=4, backoff=backoff, sleep=sleeps)
     fake.always("openai/gpt-4o", status(500), n=4)
@@ -191,7 +230,9 @@ def test_retry_after_raises_the_wait(fake, clients, sleeps, headers, wait) -> No
 @freeze_time("2026-11-25 12:00:00")
 def test_retry_after_as_http_date(fake, clients, sleeps) -> None:
     notdiamond.init(list(clients), models=TWO, max_retries=2, sleep=sleeps)
-    when = email.utils.format_datetime(email.utils.parsedate_to_datetime("Wed, 25 Nov 2026 12:00:30 GMT"))
+    when = email.utils.format_datetime(
+        email.utils.parsedate_to_datetime("Wed, 25 Nov 2026 12:00:30 GMT")
+    )
     fake.script("openai/gpt-4o", status(503, {"retry-after": when}))
     clients[0].chat.completions.create(model="notdiamond", messages=USER)
     assert sleeps.waits == [30.0]
@@ -209,7 +250,9 @@ def test_retry_after_beyond_the_cap_falls_back_at_once(fake, clients, sleeps) ->
 @pytest.mark.parametrize("order", ["openai-first", "azure-first"])
 def test_cross_provider_fallback_both_ways_any_client_order(fake, sleeps, order) -> None:
     openai_client, azure_client = fake.openai(), fake.azure()
-    client_list = [openai_client, azure_client] if order == "openai-first" else [azure_client, openai_client]
+    client_list = (
+        [openai_client, azure_client] if order == "openai-first" else [azure_client, openai_client]
+    )
     notdiamond.init(client_list, models=["azure/gpt-4o", "openai/gpt-4o"], sleep=sleeps)
     fake.script("azure/gpt-4o", status(500), status(500))
     openai_client.chat.completions.create(model="notdiamond", messages=USER)
@@ -228,7 +271,9 @@ def test_list_falls_back_in_list_order(fake, clients, sleeps) -> None:
 
 
 def test_zero_weight_is_never_used_even_as_fallback(fake, clients, sleeps) -> None:
-    notdiamond.init(list(clients), models={"openai/gpt-4o": 1.0, "azure/gpt-4o": 0.0}, sleep=sleeps, seed=1)
+    notdiamond.init(
+        list(clients), models={"openai/gpt-4o": 1.0, "azure/gpt-4o": 0.0}, sleep=sleeps, seed=1
+    )
     fake.always("openai/gpt-4o", status(500), n=50)
     for _ in range(50):
         with pytest.raises(openai.InternalServerError):
@@ -244,7 +289,10 @@ def test_all_failed_raises_last_error_with_earlier_ones_noted(fake, clients, sle
         clients[0].chat.completions.create(model="notdiamond", messages=USER)
     error = caught.value
     assert [(k, n) for k, n, _ in error.notdiamond_failures] == [  # type: ignore[attr-defined]
-        ("openai/gpt-4o", 1), ("openai/gpt-4o", 2), ("azure/gpt-4o", 1), ("azure/gpt-4o", 2),
+        ("openai/gpt-4o", 1),
+        ("openai/gpt-4o", 2),
+        ("azure/gpt-4o", 1),
+        ("azure/gpt-4o", 2),
     ]
     note = "\n".join(getattr(error, "__notes__", []))
     assert "openai/gpt-4o attempt 1: InternalServerError (503)" in note
@@ -259,4 +307,5 @@ def test_result_is_the_sdks_own(fake, clients, sleeps) -> None:
     fake.script("openai/gpt-4o", status(500))
     result = clients[0].chat.completions.create(model="notdiamond", messages=USER)
     assert type(result) is openai.types.chat.ChatCompletion
-    assert result.model == "gpt-4o" and result.choices[0].message.content == "hi"
+    assert result.model == "gpt-4o"
+    assert result.choices[0].message.content == "hi"

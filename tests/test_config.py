@@ -17,7 +17,9 @@ from tests.fakes import USER, FakeProvider
 M = ["openai/gpt-4o"]
 
 
-def _refused(fake: FakeProvider, error: type[Exception], match: str, *clients: Any, **kwargs: Any) -> None:
+def _refused(
+    fake: FakeProvider, error: type[Exception], match: str, *clients: Any, **kwargs: Any
+) -> None:
     clients = clients or (fake.openai(),)
     before = [type(c) for c in clients]
     with pytest.raises(error, match=match):
@@ -48,7 +50,9 @@ def _refused(fake: FakeProvider, error: type[Exception], match: str, *clients: A
         (["azure/gpt-4o"], ValueError, "needs a 'azure' client.*AzureOpenAI"),
     ],
 )
-def test_models_refused(fake: FakeProvider, models: Any, error: type[Exception], match: str) -> None:
+def test_models_refused(
+    fake: FakeProvider, models: Any, error: type[Exception], match: str
+) -> None:
     _refused(fake, error, match, models=models)
 
 
@@ -70,8 +74,16 @@ def test_models_refused(fake: FakeProvider, models: Any, error: type[Exception],
         ({"backoff": -1}, ValueError, ">= 0"),
         ({"backoff": math.nan}, ValueError, ">= 0"),
         ({"backoff": {"gpt-4o": 2.0}}, ValueError, "'openai/gpt-4o'"),
-        ({"model_messages": {"openai/gpt-4o": [{"role": "assistant", "content": "x"}]}}, ValueError, "'assistant'.*system"),
-        ({"model_messages": {"openai/gpt-4o": [{"role": "tool", "content": "x"}]}}, ValueError, "'tool'"),
+        (
+            {"model_messages": {"openai/gpt-4o": [{"role": "assistant", "content": "x"}]}},
+            ValueError,
+            "'assistant'.*system",
+        ),
+        (
+            {"model_messages": {"openai/gpt-4o": [{"role": "tool", "content": "x"}]}},
+            ValueError,
+            "'tool'",
+        ),
         ({"model_messages": {"openai/gpt-4o": "be brief"}}, TypeError, "list of messages"),
         ({"model_messages": {"openai/gpt-4o": [{"content": "x"}]}}, TypeError, "'role'"),
         ({"model_messages": {"role": "system", "content": "x"}}, TypeError, "single message"),
@@ -87,7 +99,9 @@ def test_models_refused(fake: FakeProvider, models: Any, error: type[Exception],
         ({"observer": "print"}, TypeError, "observer must be callable"),
     ],
 )
-def test_settings_refused(fake: FakeProvider, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+def test_settings_refused(
+    fake: FakeProvider, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
     _refused(fake, error, match, models=M, **kwargs)
 
 
@@ -96,7 +110,14 @@ def test_async_client_needs_async_sleep(fake: FakeProvider) -> None:
 
 
 def test_two_clients_for_one_provider(fake: FakeProvider) -> None:
-    _refused(fake, ValueError, "two clients for provider 'openai'", fake.openai(), fake.openai(), models=M)
+    _refused(
+        fake,
+        ValueError,
+        "two clients for provider 'openai'",
+        fake.openai(),
+        fake.openai(),
+        models=M,
+    )
 
 
 def test_same_client_twice(fake: FakeProvider) -> None:
@@ -106,7 +127,11 @@ def test_same_client_twice(fake: FakeProvider) -> None:
 
 def test_sync_and_async_mixed(fake: FakeProvider) -> None:
     _refused(
-        fake, ValueError, "once for the sync clients", fake.openai(), fake.async_azure(),
+        fake,
+        ValueError,
+        "once for the sync clients",
+        fake.openai(),
+        fake.async_azure(),
         models=["openai/gpt-4o", "azure/gpt-4o"],
     )
 
@@ -118,7 +143,9 @@ def test_not_a_client(fake: FakeProvider) -> None:
         notdiamond.init([], models=M)
 
 
-def test_settings_for_other_models_warn_and_are_ignored(fake: FakeProvider, nd_logs: pytest.LogCaptureFixture) -> None:
+def test_settings_for_other_models_warn_and_are_ignored(
+    fake: FakeProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
     client = fake.openai()
     shared = {"openai/gpt-4o": 3, "azure/gpt-4o": 5}  # one dict serving several init calls
     manager = notdiamond.init(client, models=M, max_retries=shared)
@@ -129,25 +156,41 @@ def test_settings_for_other_models_warn_and_are_ignored(fake: FakeProvider, nd_l
 
 def test_defaults_for_models_missing_from_a_settings_dict(fake: FakeProvider) -> None:
     manager = notdiamond.init(
-        [fake.openai(), fake.azure()], models=["openai/gpt-4o", "azure/gpt-4o"],
-        max_retries={"openai/gpt-4o": 3}, timeout={"azure/gpt-4o": 5.0}, backoff={"openai/gpt-4o": 1.5},
+        [fake.openai(), fake.azure()],
+        models=["openai/gpt-4o", "azure/gpt-4o"],
+        max_retries={"openai/gpt-4o": 3},
+        timeout={"azure/gpt-4o": 5.0},
+        backoff={"openai/gpt-4o": 1.5},
     )
     azure = manager.get_wrapper("azure/gpt-4o")
-    assert (azure.get_max_retries("azure/gpt-4o"), azure.get_timeout("azure/gpt-4o"), azure.get_backoff("azure/gpt-4o")) == (1, 5.0, 2.0)
+    assert (
+        azure.get_max_retries("azure/gpt-4o"),
+        azure.get_timeout("azure/gpt-4o"),
+        azure.get_backoff("azure/gpt-4o"),
+    ) == (1, 5.0, 2.0)
     op = manager.get_wrapper("openai/gpt-4o")
-    assert (op.get_max_retries("gpt-4o"), op.get_timeout("gpt-4o"), op.get_backoff("gpt-4o")) == (3, 60.0, 1.5)
+    assert (op.get_max_retries("gpt-4o"), op.get_timeout("gpt-4o"), op.get_backoff("gpt-4o")) == (
+        3,
+        60.0,
+        1.5,
+    )
 
 
-def test_async_mode_contradiction_warns_but_manages(fake: FakeProvider, nd_logs: pytest.LogCaptureFixture) -> None:
+def test_async_mode_contradiction_warns_but_manages(
+    fake: FakeProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
     client = fake.openai()
     notdiamond.init(client, models=M, async_mode=True)
     assert any("async_mode=True" in r.getMessage() for r in nd_logs.records)
-    assert type(client) is not openai.OpenAI and isinstance(client, openai.OpenAI)
+    assert type(client) is not openai.OpenAI
+    assert isinstance(client, openai.OpenAI)
     client.chat.completions.create(model="notdiamond", messages=USER)
     assert fake.sent[-1].model == "gpt-4o"
 
 
-def test_api_key_falls_back_to_environment(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_falls_back_to_environment(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NOTDIAMOND_API_KEY", "nd-env-secret")
     manager = notdiamond.init(fake.openai(), models=M)
     assert manager._api_key == "nd-env-secret"
@@ -174,7 +217,10 @@ def test_seed_names_importable() -> None:
     )
 
     assert RetryManager is notdiamond.RetryManager
-    assert (RetryWrapper, AsyncRetryWrapper) == (notdiamond.RetryWrapper, notdiamond.AsyncRetryWrapper)
+    assert (RetryWrapper, AsyncRetryWrapper) == (
+        notdiamond.RetryWrapper,
+        notdiamond.AsyncRetryWrapper,
+    )
 
 
 def test_init_signature_keeps_the_seeds_defaults() -> None:
@@ -182,10 +228,23 @@ def test_init_signature_keeps_the_seeds_defaults() -> None:
 
     params = inspect.signature(notdiamond.init).parameters
     assert list(params)[:8] == [
-        "client", "models", "max_retries", "timeout", "model_messages", "api_key", "async_mode", "backoff",
+        "client",
+        "models",
+        "max_retries",
+        "timeout",
+        "model_messages",
+        "api_key",
+        "async_mode",
+        "backoff",
     ]
-    defaults = {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+    defaults = {
+        name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty
+    }
     assert defaults == {
-        "max_retries": 1, "timeout": 60.0, "model_messages": None, "api_key": None,
-        "async_mode": False, "backoff": 2.0,
+        "max_retries": 1,
+        "timeout": 60.0,
+        "model_messages": None,
+        "api_key": None,
+        "async_mode": False,
+        "backoff": 2.0,
     }

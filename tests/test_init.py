@@ -40,7 +40,11 @@ def test_the_documented_example(fake: FakeProvider, sleeps: SleepRecorder) -> No
     assert response.choices[0].message.content == "hi"
     [sent] = fake.sent
     assert sent.key in {"openai/gpt-4o", "azure/gpt-4o"}
-    prompt = "Here is a prompt for OpenAI." if sent.provider == "openai" else "Here is a prompt for Azure."
+    prompt = (
+        "Here is a prompt for OpenAI."
+        if sent.provider == "openai"
+        else "Here is a prompt for Azure."
+    )
     assert sent.body["messages"] == [{"role": "user", "content": prompt}, *USER]
     assert sent.timeout is not None
     assert sent.timeout["read"] == (10.0 if sent.provider == "openai" else 5.0)
@@ -71,9 +75,13 @@ def test_retries_with_exponential_backoff(fake: FakeProvider, sleeps: SleepRecor
     assert sleeps.waits == [2.0, 4.0]  # backoff ** 1, backoff ** 2
 
 
-def test_every_model_failing_raises_the_last_error(fake: FakeProvider, sleeps: SleepRecorder) -> None:
+def test_every_model_failing_raises_the_last_error(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
     openai_client, azure_client = fake.openai(), fake.azure()
-    notdiamond.init([openai_client, azure_client], models=["openai/gpt-4o", "azure/gpt-4o"], sleep=sleeps)
+    notdiamond.init(
+        [openai_client, azure_client], models=["openai/gpt-4o", "azure/gpt-4o"], sleep=sleeps
+    )
     fake.script("openai/gpt-4o", status(500))
     fake.script("azure/gpt-4o", status(401))
 

@@ -23,11 +23,18 @@ def _create(c: Any) -> Any:
 
 
 def _create_stream(c: Any) -> Any:
-    return "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(model="notdiamond", messages=USER, stream=True))
+    return "".join(
+        ch.choices[0].delta.content or ""
+        for ch in c.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    )
 
 
 def _parse(c: Any) -> Any:
-    return c.chat.completions.parse(model="notdiamond", messages=USER, response_format=Answer).choices[0].message.parsed
+    return (
+        c.chat.completions.parse(model="notdiamond", messages=USER, response_format=Answer)
+        .choices[0]
+        .message.parsed
+    )
 
 
 def _stream_helper(c: Any) -> Any:
@@ -41,23 +48,40 @@ def _raw(c: Any) -> Any:
 
 
 def _raw_parse(c: Any) -> Any:
-    return c.chat.completions.with_raw_response.parse(model="notdiamond", messages=USER, response_format=Answer).parse()
+    return c.chat.completions.with_raw_response.parse(
+        model="notdiamond", messages=USER, response_format=Answer
+    ).parse()
 
 
 def _streaming_response(c: Any) -> Any:
-    with c.chat.completions.with_streaming_response.create(model="notdiamond", messages=USER) as response:
+    with c.chat.completions.with_streaming_response.create(
+        model="notdiamond", messages=USER
+    ) as response:
         return response.parse().choices[0].message.content
 
 
 def _with_options(c: Any) -> Any:
-    return c.with_options(timeout=30.0, max_retries=5).chat.completions.create(model="notdiamond", messages=USER)
+    return c.with_options(timeout=30.0, max_retries=5).chat.completions.create(
+        model="notdiamond", messages=USER
+    )
 
 
-SYNC_PATHS = [_create, _create_stream, _parse, _stream_helper, _raw, _raw_parse, _streaming_response, _with_options]
+SYNC_PATHS = [
+    _create,
+    _create_stream,
+    _parse,
+    _stream_helper,
+    _raw,
+    _raw_parse,
+    _streaming_response,
+    _with_options,
+]
 
 
 @pytest.mark.parametrize("path", SYNC_PATHS, ids=lambda f: f.__name__.strip("_"))
-def test_sync_path_retries_and_falls_back(fake: FakeProvider, sleeps: SleepRecorder, path: Any) -> None:
+def test_sync_path_retries_and_falls_back(
+    fake: FakeProvider, sleeps: SleepRecorder, path: Any
+) -> None:
     openai_client = fake.openai()
     azure_client = fake.azure()
     notdiamond.init([openai_client, azure_client], models=TWO, max_retries=2, sleep=sleeps)
@@ -80,7 +104,9 @@ async def _acreate_stream(c: Any) -> Any:
 
 
 async def _aparse(c: Any) -> Any:
-    result = await c.chat.completions.parse(model="notdiamond", messages=USER, response_format=Answer)
+    result = await c.chat.completions.parse(
+        model="notdiamond", messages=USER, response_format=Answer
+    )
     return result.choices[0].message.parsed
 
 
@@ -95,15 +121,27 @@ async def _araw(c: Any) -> Any:
 
 
 async def _astreaming_response(c: Any) -> Any:
-    async with c.chat.completions.with_streaming_response.create(model="notdiamond", messages=USER) as response:
+    async with c.chat.completions.with_streaming_response.create(
+        model="notdiamond", messages=USER
+    ) as response:
         return (await response.parse()).choices[0].message.content
 
 
 async def _awith_options(c: Any) -> Any:
-    return await c.with_options(timeout=30.0).chat.completions.create(model="notdiamond", messages=USER)
+    return await c.with_options(timeout=30.0).chat.completions.create(
+        model="notdiamond", messages=USER
+    )
 
 
-ASYNC_PATHS = [_acreate, _acreate_stream, _aparse, _astream_helper, _araw, _astreaming_response, _awith_options]
+ASYNC_PATHS = [
+    _acreate,
+    _acreate_stream,
+    _aparse,
+    _astream_helper,
+    _araw,
+    _astreaming_response,
+    _awith_options,
+]
 
 
 @pytest.mark.asyncio
@@ -141,7 +179,9 @@ def test_raw_response_keeps_its_type(fake: FakeProvider, sleeps: SleepRecorder) 
     assert raw.http_request.headers["x-stainless-raw-response"] == "true"
 
 
-def test_copies_of_copies_are_managed_and_restored(fake: FakeProvider, sleeps: SleepRecorder) -> None:
+def test_copies_of_copies_are_managed_and_restored(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
     client = fake.openai()
     manager = notdiamond.init(client, models=["openai/gpt-4o"], max_retries=2, sleep=sleeps)
     copy = client.with_options(timeout=5.0).copy(max_retries=4)
@@ -149,10 +189,13 @@ def test_copies_of_copies_are_managed_and_restored(fake: FakeProvider, sleeps: S
     copy.chat.completions.create(model="notdiamond", messages=USER)
     assert fake.count("openai/gpt-4o") == 2
     manager.close()
-    assert type(copy) is openai.OpenAI and "_notdiamond_slot" not in copy.__dict__
+    assert type(copy) is openai.OpenAI
+    assert "_notdiamond_slot" not in copy.__dict__
 
 
-def test_stream_failing_before_it_starts_falls_back(fake: FakeProvider, sleeps: SleepRecorder) -> None:
+def test_stream_failing_before_it_starts_falls_back(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
     openai_client, azure_client = fake.openai(), fake.azure()
     notdiamond.init([openai_client, azure_client], models=TWO, sleep=sleeps)
     fake.script("openai/gpt-4o", status(503))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
-from .._types import ClientType, ModelType, OpenAIMessagesType
+from notdiamond._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from notdiamond._types import ClientType, ModelType, OpenAIMessagesType
 
 __all__ = [
     "AsyncRetryWrapper",
