@@ -1,0 +1,231 @@
+"""``python -m benchmarks [--quick]``: run every benchmark and write the report.
+
+1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput);
+2. every scenario against every contender in virtual time (the original SDK in its own venv);
+3. ``summary.md``, ``results.json`` and ``comparison.png`` in ``reports/bench/`` (``--quick``:
+   ``reports/bench/quick/``), the overhead compared with ``benchmarks/baseline.json``.
+
+Exit status: non-zero when a benchmark or a contender run breaks; in a full run also when the
+library's own cost regressed by more than 10% over the baseline. ``--quick`` never fails on times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import openai
+
+from benchmarks import original_sdk, report
+from benchmarks.contenders import IN_PROCESS, ORIGINAL_SDK, THIS_LIBRARY
+from benchmarks.scenarios import (
+    BACKOFF,
+    MAX_RETRIES,
+    MODELS,
+    SCENARIOS,
+    TIMEOUT,
+    RequestRecord,
+    Workload,
+    run_scenario,
+)
+
+BENCH_DIR: Final = Path(__file__).resolve().parent
+REPO_ROOT: Final = BENCH_DIR.parent
+BASELINE: Final = BENCH_DIR / "baseline.json"
+
+#: pytest-benchmark options and environment per mode.
+PYTEST_OPTIONS: Final = {
+    "full": ["--benchmark-max-time=2.0", "--benchmark-min-rounds=200", "--benchmark-warmup=on"],
+    "quick": ["--benchmark-max-time=0.05", "--benchmark-min-rounds=20"],
+}
+PYTEST_ENV: Final = {
+    "full": {"BENCH_HOOK_ROUNDS": "20000", "BENCH_THROUGHPUT_REQUESTS": "400"},
+    "quick": {"BENCH_HOOK_ROUNDS": "2000", "BENCH_THROUGHPUT_REQUESTS": "100"},
+}
+REQUESTS: Final = {"full": 2000, "quick": 300}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="few rounds; never fails on times")
+    parser.add_argument("--out", type=Path, help="report directory (default reports/bench[/quick])")
+    parser.add_argument("--requests", type=int, help="logical requests per scenario run")
+    parser.add_argument("--seed", type=int, default=Workload.seed)
+    parser.add_argument(
+        "--no-original", action="store_true", help="skip notdiamond 0.4.12 (no venv, no pip)"
+    )
+    parser.add_argument(
+        "--update-baseline", action="store_true", help="write this run's overhead to baseline.json"
+    )
+    return parser.parse_args(argv)
+
+
+def run_pytest_benchmarks(mode: str, raw_json: Path) -> list[dict[str, Any]]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(BENCH_DIR / "test_overhead.py"),
+        str(BENCH_DIR / "test_decisions.py"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-only",
+        f"--benchmark-json={raw_json}",
+        "--benchmark-columns=min,median,mean,rounds",
+        *PYTEST_OPTIONS[mode],
+    ]
+    env = {**os.environ, **PYTEST_ENV[mode]}
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmarks: pytest-benchmark failed (exit {done.returncode})")
+    benchmarks: list[dict[str, Any]] = json.loads(raw_json.read_text())["benchmarks"]
+    return benchmarks
+
+
+def run_contenders(
+    workload: Workload, mode: str, skip_original: bool
+) -> tuple[dict[str, dict[str, list[RequestRecord]]], dict[str, Any]]:
+    """Per scenario, per contender: the records. Plus how the original SDK fared."""
+    runs: dict[str, dict[str, list[RequestRecord]]] = {name: {} for name in SCENARIOS}
+    original: dict[str, Any] = {"status": "skipped", "reason": "--no-original was given"}
+    if not skip_original:
+        environment = original_sdk.ensure_environment()
+        if environment.python is None:
+            original = {"status": "unavailable", "reason": environment.problem}
+            print(
+                f"benchmarks: notdiamond 0.4.12 unavailable: {environment.problem}", file=sys.stderr
+            )
+        else:
+            started = time.perf_counter()
+            payload = original_sdk.run(environment.python, workload, list(SCENARIOS))
+            original = {
+                "status": "ok",
+                "version": payload["notdiamond"],
+                "openai": payload["openai"],
+                "wall_seconds": time.perf_counter() - started,
+            }
+            for name, records in payload["results"].items():
+                runs[name][ORIGINAL_SDK] = records
+    for name, scenario in SCENARIOS.items():
+        for contender, build in IN_PROCESS.items():
+            runs[name][contender] = run_scenario(build, scenario, workload)
+    order = [*list(IN_PROCESS)[:-1], ORIGINAL_SDK, THIS_LIBRARY]
+    ordered = {
+        name: {c: by_contender[c] for c in order if c in by_contender}
+        for name, by_contender in runs.items()
+    }
+    if original["status"] == "unavailable" and mode == "full":
+        raise SystemExit(
+            f"benchmarks: notdiamond 0.4.12 could not be installed: {original['reason']}"
+        )
+    return ordered, original
+
+
+def scenario_setup(workload: Workload) -> str:
+    return (
+        f"Virtual time, seed {workload.seed}: {workload.requests} logical requests per scenario, one "
+        f"every {workload.interarrival:g} s, each against the in-process fake provider (healthy latency "
+        "0.5 s, log-normal). Every contender gets the same two clients built with SDK defaults "
+        f"(`max_retries=2`) and a {TIMEOUT:g} s timeout. Resilient contenders: models "
+        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`. The plain SDK and the "
+        "tenacity loop (the OpenAI cookbook recipe: `wait_random_exponential(min=1, max=60)`, "
+        "`stop_after_attempt(6)`) use the primary only. Latency: call to result or error, failures "
+        "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    out: Path = args.out or (REPO_ROOT / "reports" / "bench" / ("quick" if args.quick else ""))
+    scratch = REPO_ROOT / "reports" / "bench" / "tmp"
+    out.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    workload = Workload(requests=args.requests or REQUESTS[mode], seed=args.seed)
+
+    started = time.perf_counter()
+    benchmarks = run_pytest_benchmarks(mode, scratch / f"pytest-benchmark-{mode}.json")
+    runs, original = run_contenders(workload, mode, args.no_original or False)
+
+    overhead = report.overhead_rows(benchmarks)
+    metrics = report.overhead_metrics(overhead)
+    baseline_section: dict[str, Any]
+    if BASELINE.exists():
+        baseline = json.loads(BASELINE.read_text())
+        checks = report.compare_with_baseline(metrics, baseline["overhead_median_us"])
+        baseline_section = {
+            "file": "benchmarks/baseline.json",
+            "recorded": baseline.get("recorded"),
+            "checks": [
+                {**c.__dict__, "change": c.change, "regressed": c.regressed} for c in checks
+            ],
+            "regressions": [c.metric for c in checks if c.regressed],
+        }
+    else:
+        baseline_section = {"note": "No `benchmarks/baseline.json` yet: nothing to compare with."}
+
+    results: dict[str, Any] = {
+        "mode": mode,
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": {
+            "python": platform.python_version(),
+            "openai": openai.__version__,
+            "machine": f"{platform.system()} {platform.machine()}",
+            "cpu_count": os.cpu_count(),
+        },
+        "overhead_goal_us": report.OVERHEAD_GOAL_US,
+        "overhead": overhead,
+        "overhead_median_us": metrics,
+        "baseline": baseline_section,
+        "decisions": report.decision_rows(benchmarks),
+        "scenario_setup": scenario_setup(workload),
+        "workload": workload.__dict__,
+        "original_sdk": original,
+        "scenarios": {
+            name: {
+                "title": SCENARIOS[name].title,
+                "contenders": {c: report.scenario_stats(r) for c, r in by_contender.items()},
+            }
+            for name, by_contender in runs.items()
+        },
+        "wall_seconds": time.perf_counter() - started,
+    }
+    plot = "comparison.png"
+    report.write_plot(results, out / plot)
+    report.write_results(results, out / "results.json")
+    report.write_summary(results, out / "summary.md", plot)
+    print(f"benchmarks: wrote {out / 'summary.md'} ({results['wall_seconds']:.0f} s)")
+
+    if args.update_baseline:
+        BASELINE.write_text(
+            json.dumps(
+                {
+                    "recorded": results["generated"],
+                    "environment": results["environment"],
+                    "overhead_median_us": metrics,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"benchmarks: baseline updated: {BASELINE}")
+    regressions = baseline_section.get("regressions", [])
+    if regressions and mode == "full" and not args.update_baseline:
+        print(f"benchmarks: overhead regression (> 10%): {', '.join(regressions)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

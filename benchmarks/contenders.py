@@ -1,0 +1,78 @@
+"""The contenders that run in this process: the plain SDK, a tenacity loop, and this library.
+
+The original NotDiamond SDK 0.4.12 runs in its own virtualenv (``original_sdk_runner.py``).
+Each contender gets the same two fake-backed clients (SDK defaults, 10 s timeout) and sends the same
+logical request; see ``scenarios.py`` for the faults they meet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import openai
+from tenacity import retry, stop_after_attempt, wait_random_exponential
+
+import notdiamond
+from benchmarks.fake_provider import MESSAGES
+from benchmarks.scenarios import BACKOFF, MAX_RETRIES, MODELS, TIMEOUT, Contender
+
+
+@contextlib.contextmanager
+def plain_sdk(
+    primary: openai.OpenAI, secondary: openai.AzureOpenAI
+) -> Iterator[Callable[[], object]]:
+    """The OpenAI SDK alone: its built-in retries (2 by default), one provider, no fallback."""
+
+    def call() -> object:
+        return primary.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    yield call
+
+
+@contextlib.contextmanager
+def tenacity_loop(
+    primary: openai.OpenAI, secondary: openai.AzureOpenAI
+) -> Iterator[Callable[[], object]]:
+    """A tenacity loop around ``create`` as users write it: the OpenAI cookbook's recipe.
+
+    ``wait_random_exponential(min=1, max=60)``, ``stop_after_attempt(6)``, retry on any error; the
+    SDK's own retries stay at their default, as in the recipe. One provider, no fallback.
+    """
+
+    @retry(wait=wait_random_exponential(min=1, max=60), stop=stop_after_attempt(6))
+    def completion_with_backoff() -> object:
+        return primary.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+
+    yield completion_with_backoff
+
+
+@contextlib.contextmanager
+def this_library(
+    primary: openai.OpenAI, secondary: openai.AzureOpenAI
+) -> Iterator[Callable[[], object]]:
+    """``notdiamond.init`` over both clients: 3 attempts per model, backoff 2, then fall back."""
+    with notdiamond.init(
+        [primary, secondary],
+        models=MODELS,
+        max_retries=MAX_RETRIES,
+        timeout=TIMEOUT,
+        backoff=BACKOFF,
+    ):
+
+        def call() -> object:
+            return primary.chat.completions.create(model="notdiamond", messages=MESSAGES)  # type: ignore[arg-type]
+
+        yield call
+
+
+#: The original NotDiamond SDK: run out of process, see ``original_sdk.py``.
+ORIGINAL_SDK: Final = "notdiamond 0.4.12"
+THIS_LIBRARY: Final = f"notdiamond {notdiamond.__version__} (this)"
+
+IN_PROCESS: Final[dict[str, Contender]] = {
+    "openai SDK (built-in retries)": plain_sdk,
+    "tenacity loop (cookbook)": tenacity_loop,
+    THIS_LIBRARY: this_library,
+}
