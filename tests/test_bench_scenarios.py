@@ -1,0 +1,204 @@
+"""The benchmark's scenario driver and report: same faults for everyone, virtual time, honest stats.
+
+Fast (a few hundred simulated requests); runs with both majors of the OpenAI SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import fake_provider, report
+from benchmarks.contenders import IN_PROCESS, plain_sdk, tenacity_loop, this_library
+from benchmarks.scenarios import (
+    SCENARIOS,
+    FaultModel,
+    FaultyProviders,
+    RequestRecord,
+    Scenario,
+    VirtualClock,
+    Workload,
+    run_scenario,
+)
+
+SMALL = Workload(requests=120, seed=7)
+
+
+def _request(host: str = "api.openai.com") -> object:
+    return fake_provider.http.Request(
+        "POST",
+        f"https://{host}/v1/chat/completions",
+        content=b'{"model":"gpt-4o"}',
+        extensions={"timeout": {"read": 10.0}},
+    )
+
+
+def _status(providers: FaultyProviders) -> int | str:
+    try:
+        return int(providers(_request()).status_code)
+    except fake_provider.http.ReadTimeout:
+        return "timeout"
+
+
+def test_a_fault_depends_on_request_and_attempt_only_not_on_history() -> None:
+    scenario = Scenario(
+        "mixed", "mixed", FaultModel(error_rate=0.3, rate_limit_rate=0.2, slow_rate=0.2)
+    )
+    first = FaultyProviders(scenario, SMALL, VirtualClock())
+    second = FaultyProviders(scenario, SMALL, VirtualClock())
+    # `second` sees extra traffic first (another contender's retries); request 5 must not notice.
+    second.begin(4)
+    for _ in range(7):
+        _status(second)
+    first.begin(5)
+    second.begin(5)
+    assert [_status(first) for _ in range(6)] == [_status(second) for _ in range(6)]
+
+
+def test_the_fault_model_produces_each_fault_at_its_rate() -> None:
+    scenario = Scenario(
+        "mixed", "mixed", FaultModel(error_rate=0.2, rate_limit_rate=0.3, slow_rate=0.1)
+    )
+    providers = FaultyProviders(scenario, Workload(requests=4000, seed=3), VirtualClock())
+    outcomes = []
+    for i in range(4000):
+        providers.begin(i)
+        outcomes.append(_status(providers))
+    for outcome, rate in ((500, 0.2), (429, 0.3), ("timeout", 0.1), (200, 0.4)):
+        assert outcomes.count(outcome) / 4000 == pytest.approx(rate, abs=0.03)
+
+
+def test_the_outage_window_covers_its_fraction_of_the_run() -> None:
+    clock = VirtualClock()
+    providers = FaultyProviders(SCENARIOS["outage"], Workload(requests=100), clock)
+    statuses = {}
+    for t in (0.0, 0.34 * 50, 0.36 * 50, 0.64 * 50, 0.66 * 50):
+        clock.now = t
+        statuses[t] = _status(providers)
+    assert [statuses[t] for t in sorted(statuses)] == [200, 200, 503, 503, 200]
+
+
+@pytest.mark.parametrize("name", list(IN_PROCESS))
+def test_a_run_is_reproducible(name: str) -> None:
+    contender = IN_PROCESS[name]
+    scenario = SCENARIOS["flaky_5xx"]
+    assert run_scenario(contender, scenario, SMALL) == run_scenario(contender, scenario, SMALL)
+
+
+def test_waits_are_virtual_and_time_sleep_is_restored() -> None:
+    real_sleep = time.sleep
+    started = time.perf_counter()
+    records = run_scenario(tenacity_loop, SCENARIOS["rate_limit"], SMALL)
+    assert time.sleep is real_sleep
+    waited = sum(r.waited for r in records)
+    assert waited > 30  # virtual seconds of Retry-After and backoff
+    assert time.perf_counter() - started < waited / 3
+
+
+def test_this_library_falls_back_through_an_outage_and_the_plain_sdk_does_not() -> None:
+    ours = run_scenario(this_library, SCENARIOS["outage"], SMALL)
+    plain = run_scenario(plain_sdk, SCENARIOS["outage"], SMALL)
+    assert all(r.ok for r in ours)
+    assert max(r.http_requests for r in ours) == 4  # 3 attempts on the primary, 1 on the fallback
+    # The plain SDK fails every request that arrives during the outage, after 3 HTTP requests.
+    failed = [r for r in plain if not r.ok]
+    assert 0.25 * SMALL.requests < len(failed) < 0.35 * SMALL.requests
+    assert {r.http_requests for r in failed} == {3}
+    assert {r.error for r in failed} == {"InternalServerError"}
+
+
+def test_slow_responses_time_out_at_the_configured_timeout() -> None:
+    records = run_scenario(plain_sdk, SCENARIOS["slow"], SMALL)
+    # A request with one timeout takes 10 s plus the SDK's short backoff plus a healthy answer.
+    with_timeout = [r for r in records if r.http_requests == 2]
+    assert with_timeout
+    assert all(10.0 < r.latency < 14.0 for r in with_timeout)
+
+
+def test_scenario_stats() -> None:
+    records = [
+        RequestRecord(ok=i % 4 != 0, latency=float(i), http_requests=1 + i % 3, waited=0.5)
+        for i in range(100)
+    ]
+    stats = report.scenario_stats(records)
+    assert stats["success_rate"] == 0.75
+    assert stats["latency_p50_s"] == pytest.approx(49.5)
+    assert stats["latency_p99_s"] == pytest.approx(98.01)
+    assert stats["amplification_mean"] == pytest.approx(1.99)
+    assert stats["amplification_max"] == 3
+    assert stats["waiting_mean_s"] == 0.5
+
+
+def _bench(
+    measure: str, mode: str, variant: str, median_s: float, per_round: int = 1
+) -> dict[str, object]:
+    return {
+        "extra_info": {
+            "kind": "overhead",
+            "measure": measure,
+            "mode": mode,
+            "variant": variant,
+            "calls_per_round": per_round,
+        },
+        "stats": {"median": median_s, "min": median_s * 0.9},
+    }
+
+
+def test_overhead_is_patched_minus_unpatched_per_call_and_only_hook_rows_gate() -> None:
+    benchmarks = [
+        _bench("hook", "sync", "unpatched", 1e-6),
+        _bench("hook", "sync", "notdiamond", 5e-6),
+        _bench("hook", "sync", "gpt-4o", 4e-6),
+        _bench("end_to_end", "async", "unpatched", 20 * 500e-6, 20),
+        _bench("end_to_end", "async", "notdiamond", 20 * 510e-6, 20),
+    ]
+    rows = report.overhead_rows(benchmarks)
+    metrics = report.overhead_metrics(rows)
+    assert metrics == pytest.approx(
+        {"hook/sync/notdiamond": 4.0, "hook/sync/gpt-4o": 3.0, "end_to_end/async/notdiamond": 10.0}
+    )
+    baseline = {
+        "hook/sync/notdiamond": 3.5,
+        "hook/sync/gpt-4o": 2.9,
+        "end_to_end/async/notdiamond": 1.0,
+    }
+    checks = {c.metric: c for c in report.compare_with_baseline(metrics, baseline)}
+    assert checks["hook/sync/notdiamond"].regressed  # +14%
+    assert not checks["hook/sync/gpt-4o"].regressed  # +3%
+    assert not checks["end_to_end/async/notdiamond"].regressed  # noisy: shown, never gated
+
+
+def test_the_report_is_written(tmp_path: Path) -> None:
+    records = {
+        name: {
+            c: report.scenario_stats(run_scenario(IN_PROCESS[c], s, Workload(requests=20)))
+            for c in IN_PROCESS
+        }
+        for name, s in SCENARIOS.items()
+    }
+    results = {
+        "mode": "quick",
+        "generated": "now",
+        "environment": {"python": "3", "openai": "3", "machine": "m", "cpu_count": 2},
+        "overhead": report.overhead_rows(
+            [_bench("hook", "sync", "unpatched", 1e-6), _bench("hook", "sync", "notdiamond", 3e-6)]
+        ),
+        "baseline": {"note": "no baseline"},
+        "decisions": [{"name": "x", "median_us": 1.0}],
+        "scenario_setup": "setup",
+        "original_sdk": {"status": "unavailable", "reason": "pip said no"},
+        "scenarios": {
+            n: {"title": SCENARIOS[n].title, "contenders": c} for n, c in records.items()
+        },
+    }
+    report.write_results(results, tmp_path / "results.json")
+    report.write_plot(results, tmp_path / "comparison.png")
+    report.write_summary(results, tmp_path / "summary.md", "comparison.png")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "notdiamond 0.4.12 was not run**: pip said no" in summary
+    assert summary.count("### ") == len(SCENARIOS)
+    assert json.loads((tmp_path / "results.json").read_text())["mode"] == "quick"
+    assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
