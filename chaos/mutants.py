@@ -1,0 +1,143 @@
+"""Deliberately broken runtimes: the checks must catch every one of them.
+
+Each mutant is a context manager that changes one thing (one runtime internal monkeypatched, or
+one ``init`` option) and yields extra ``init`` keyword arguments. The suite runs each against
+the scenario and check it targets; the report shows the check failing, i.e. the mutant caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: How far the skewed-weights mutant moves the first weight (in probability).
+SKEW = 0.02
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    description: str
+    #: The scenario it runs on and the check that must fail.
+    scenario: str
+    check: str
+    patch: Callable[[], contextlib.AbstractContextManager[dict[str, Any]]]
+    #: The size of the deviation for a statistical check (sizes the run by power analysis).
+    delta: float | None = None
+    #: Requests for an exact check (enough to exercise it many times over).
+    n: int = 600
+
+    def apply(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        return self.patch()
+
+
+@contextlib.contextmanager
+def _weights_skewed() -> Iterator[dict[str, Any]]:
+    """The selector draws with the first weight 2 points too high (the last 2 points too low)."""
+    from notdiamond import _selection
+
+    original = _selection.WeightedDraw.__init__
+
+    def skewed(self: Any, order: tuple[str, ...], weights: tuple[float, ...], rng: Any) -> None:
+        total = sum(weights)
+        w = [x / total for x in weights]
+        w[0] += SKEW
+        w[-1] -= SKEW
+        original(self, order, tuple(w), rng)
+
+    _selection.WeightedDraw.__init__ = skewed  # type: ignore[method-assign]
+    try:
+        yield {}
+    finally:
+        _selection.WeightedDraw.__init__ = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _extra_retry() -> Iterator[dict[str, Any]]:
+    """Every model gets one attempt more than configured."""
+    from notdiamond import _manager, _policy
+
+    original = _policy.build_policy
+
+    def build(settings: Any, *, retry_after_cap: float) -> Any:
+        more = dataclasses.replace(settings, max_attempts=settings.max_attempts + 1)
+        return original(more, retry_after_cap=retry_after_cap)
+
+    _manager.build_policy = build  # type: ignore[assignment]
+    try:
+        yield {}
+    finally:
+        _manager.build_policy = original
+
+
+@contextlib.contextmanager
+def _backoff_off() -> Iterator[dict[str, Any]]:
+    """Every backoff wait is 10% longer than ``backoff ** k``."""
+    from notdiamond import _policy
+
+    original = _policy.wait_backoff_power.__call__
+
+    def longer(self: Any, retry_state: Any) -> float:
+        return float(original(self, retry_state)) * 1.10
+
+    _policy.wait_backoff_power.__call__ = longer  # type: ignore[method-assign]
+    try:
+        yield {}
+    finally:
+        _policy.wait_backoff_power.__call__ = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _sdk_retries_on() -> Iterator[dict[str, Any]]:
+    """The SDK's own retries are left on (``sdk_retries=True``): they multiply every attempt."""
+    yield {"sdk_retries": True}
+
+
+@contextlib.contextmanager
+def _order_ignored() -> Iterator[dict[str, Any]]:
+    """A priority list falls back to the last model not yet failed instead of the next one."""
+    from notdiamond import _selection
+
+    original = _selection.PriorityOrder.next_model
+
+    def last_first(self: Any, failed: Any) -> str | None:
+        for key in reversed(self.order):
+            if key not in failed:
+                return key  # type: ignore[no-any-return]
+        return None
+
+    _selection.PriorityOrder.next_model = last_first  # type: ignore[method-assign]
+    try:
+        yield {}
+    finally:
+        _selection.PriorityOrder.next_model = original  # type: ignore[method-assign]
+
+
+MUTANTS: dict[str, Mutant] = {
+    m.name: m
+    for m in (
+        Mutant(
+            "weights_skewed",
+            f"weights skewed by {SKEW * 100:g} points (first model up, last down)",
+            "healthy",
+            "first_choice_weights",
+            _weights_skewed,
+            delta=SKEW,
+        ),
+        Mutant("extra_retry", "one extra attempt per model", "flaky-5xx", "attempts_per_policy", _extra_retry),
+        Mutant("backoff_off", "backoff 10% too long", "flaky-5xx", "backoff_waits", _backoff_off),
+        Mutant(
+            "sdk_retries_on", "the SDK's own retries left on", "flaky-5xx", "attempts_per_policy", _sdk_retries_on
+        ),
+        Mutant(
+            "order_ignored",
+            "fallback ignores list order (takes the last model left)",
+            "outage-primary",
+            "fallback_order",
+            _order_ignored,
+        ),
+    )
+}

@@ -1,0 +1,300 @@
+"""Scenario files (``chaos/scenarios/*.json`` or ``*.toml``): loading and validation.
+
+A scenario is the runtime's configuration (what ``notdiamond.init`` gets), one fault model per
+``<provider>/<model>``, and the traffic to send. Every mistake is reported with the file, the
+field and the fix, before anything runs. The format is documented in ``chaos/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from .faults import FaultModelError, ProviderFaults
+
+SCENARIO_DIR: Final = Path(__file__).parent / "scenarios"
+
+#: The checks, in report order (see ``chaos/checks.py``).
+CHECK_NAMES: Final = (
+    "first_choice_weights",
+    "fallback_weights",
+    "fallback_order",
+    "attempts_per_policy",
+    "backoff_waits",
+    "success_rate",
+    "conservation",
+)
+
+Mode = Literal["sync", "async", "server"]
+
+_TOP_FIELDS: Final = {
+    "description", "mode", "config", "providers", "traffic", "checks", "server", "selector_draws",
+}
+_CONFIG_FIELDS: Final = {"models", "max_retries", "timeout", "backoff", "retry_after_cap"}
+_TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
+_SERVER_FIELDS: Final = {"time_scale"}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot run; the message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    #: Requests to send: a number, or ``"auto"`` for the power analysis's size.
+    n: int | Literal["auto"]
+    #: What each request names as ``model``: ``"notdiamond"`` or a configured key/name.
+    model: str
+    #: Simulated seconds between request arrivals.
+    interval: float
+    #: Share of requests sent with ``stream=True``.
+    stream: float
+    #: Requests in a ``--quick`` run (and in the test suite's reduced run).
+    quick_n: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    mode: Mode
+    #: The keyword arguments of ``notdiamond.init`` (besides the clients).
+    config: Mapping[str, Any]
+    providers: Mapping[str, ProviderFaults]
+    traffic: Traffic
+    checks: tuple[str, ...]
+    #: For ``mode="server"``: real seconds per simulated second.
+    time_scale: float = 0.01
+    #: Also run the weighted checks at their full power-analysis size on the runtime's selector.
+    selector_draws: bool = False
+    source: str = ""
+    order: tuple[str, ...] = field(default=())
+    weights: tuple[float, ...] | None = None
+
+    # -- the configuration, as the runtime will read it ------------------------------------
+    def per_model(self, name: str, default: float) -> dict[str, float]:
+        raw = self.config.get(name, default)
+        if isinstance(raw, Mapping):
+            return {k: float(raw.get(k, default)) for k in self.order}
+        return dict.fromkeys(self.order, float(raw))
+
+    @property
+    def max_attempts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.per_model("max_retries", 1).items()}
+
+    @property
+    def timeouts(self) -> dict[str, float]:
+        return self.per_model("timeout", 60.0)
+
+    @property
+    def backoffs(self) -> dict[str, float]:
+        return self.per_model("backoff", 2.0)
+
+    @property
+    def retry_after_cap(self) -> float:
+        return float(self.config.get("retry_after_cap", 60.0))
+
+    @property
+    def weighted(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def stationary(self) -> bool:
+        return all(f.stationary for f in self.providers.values())
+
+    def first_key(self) -> str | None:
+        """The model every request starts on, or ``None`` when it is drawn by weight."""
+        model = self.traffic.model
+        if model == "notdiamond":
+            return None if self.weighted else self.order[0]
+        if model in self.order:
+            return model
+        matches = [k for k in self.order if k.split("/", 1)[1] == model]
+        return matches[0] if matches else None
+
+    def provider_set(self) -> set[str]:
+        return {k.split("/", 1)[0] for k in self.order}
+
+
+def _fail(source: str, message: str) -> ScenarioError:
+    return ScenarioError(f"{source}: {message}")
+
+
+def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
+    """Validate one scenario's data; raise :class:`ScenarioError` naming the field and the fix."""
+    if not isinstance(raw, Mapping):
+        raise _fail(source, "a scenario is an object (JSON) or a table (TOML) at the top level.")
+    unknown = sorted(set(raw) - _TOP_FIELDS)
+    if unknown:
+        raise _fail(source, f"unknown field(s) {unknown}; allowed: {sorted(_TOP_FIELDS)}.")
+    mode = raw.get("mode", "sync")
+    if mode not in ("sync", "async", "server"):
+        raise _fail(source, f"mode: {mode!r}; use 'sync', 'async' or 'server'.")
+
+    config = raw.get("config")
+    if not isinstance(config, Mapping) or "models" not in config:
+        raise _fail(
+            source,
+            'config: missing. Give what notdiamond.init gets, at least "models", e.g. '
+            '{"models": ["openai/gpt-4o", "azure/gpt-4o"], "max_retries": 2}.',
+        )
+    bad = sorted(set(config) - _CONFIG_FIELDS)
+    if bad:
+        raise _fail(source, f"config: unknown field(s) {bad}; allowed: {sorted(_CONFIG_FIELDS)}.")
+    models = config["models"]
+    if isinstance(models, Mapping):
+        order = tuple(str(k) for k in models)
+        weights: tuple[float, ...] | None = tuple(float(v) for v in models.values())
+    elif isinstance(models, list) and all(isinstance(m, str) for m in models):
+        order, weights = tuple(models), None
+    else:
+        raise _fail(source, "config.models: a list of '<provider>/<model>' or an object of weights.")
+    if not order:
+        raise _fail(source, "config.models: empty; configure at least one model.")
+
+    providers_raw = raw.get("providers", {})
+    if not isinstance(providers_raw, Mapping):
+        raise _fail(source, "providers: an object of '<provider>/<model>' -> fault model.")
+    missing = [k for k in order if k not in providers_raw]
+    if missing:
+        raise _fail(
+            source,
+            f"providers: no fault model for {missing}. Add an entry per configured model "
+            '(an empty object {} is a healthy provider).',
+        )
+    extra = [k for k in providers_raw if k not in order]
+    if extra:
+        raise _fail(source, f"providers: {extra} are not among config.models {list(order)}.")
+    try:
+        providers = {k: ProviderFaults.parse(k, v) for k, v in providers_raw.items()}
+    except FaultModelError as exc:
+        raise _fail(source, str(exc)) from None
+
+    traffic_raw = raw.get("traffic", {})
+    if not isinstance(traffic_raw, Mapping):
+        raise _fail(source, "traffic: an object such as {\"n\": 2000, \"interval\": 0.5}.")
+    bad = sorted(set(traffic_raw) - _TRAFFIC_FIELDS)
+    if bad:
+        raise _fail(source, f"traffic: unknown field(s) {bad}; allowed: {sorted(_TRAFFIC_FIELDS)}.")
+    n = traffic_raw.get("n", "auto")
+    if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise _fail(source, f"traffic.n: a whole number >= 1 or \"auto\", got {n!r}.")
+    interval = traffic_raw.get("interval", 1.0)
+    stream = traffic_raw.get("stream", 0.0)
+    quick_n = traffic_raw.get("quick_n", 300)
+    for label, value, low, high in (
+        ("interval", interval, 0.0, math.inf),
+        ("stream", stream, 0.0, 1.0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise _fail(source, f"traffic.{label}: a number in [{low}, {high}], got {value!r}.")
+    if isinstance(quick_n, bool) or not isinstance(quick_n, int) or quick_n < 1:
+        raise _fail(source, f"traffic.quick_n: a whole number >= 1, got {quick_n!r}.")
+    model = str(traffic_raw.get("model", "notdiamond"))
+    traffic = Traffic(n, model, float(interval), float(stream), quick_n)
+
+    checks_raw = raw.get("checks", list(CHECK_NAMES))
+    if not isinstance(checks_raw, list) or not checks_raw:
+        raise _fail(source, f"checks: a non-empty list drawn from {list(CHECK_NAMES)}.")
+    unknown_checks = [c for c in checks_raw if c not in CHECK_NAMES]
+    if unknown_checks:
+        raise _fail(source, f"checks: {unknown_checks} unknown; the checks are {list(CHECK_NAMES)}.")
+
+    server_raw = raw.get("server", {})
+    if not isinstance(server_raw, Mapping) or set(server_raw) - _SERVER_FIELDS:
+        raise _fail(source, 'server: an object such as {"time_scale": 0.01}.')
+    time_scale = server_raw.get("time_scale", 0.01)
+    if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not 0 < time_scale <= 1:
+        raise _fail(source, f"server.time_scale: real seconds per simulated second in (0, 1], got {time_scale!r}.")
+
+    scenario = Scenario(
+        name=name,
+        description=str(raw.get("description", "")),
+        mode=mode,
+        config=dict(config),
+        providers=providers,
+        traffic=traffic,
+        checks=tuple(c for c in CHECK_NAMES if c in checks_raw),
+        time_scale=float(time_scale),
+        selector_draws=bool(raw.get("selector_draws", False)),
+        source=source,
+        order=order,
+        weights=weights,
+    )
+    if model != "notdiamond" and scenario.first_key() is None:
+        raise _fail(source, f"traffic.model: {model!r} is neither 'notdiamond' nor a configured model.")
+    _validate_with_runtime(scenario)
+    return scenario
+
+
+def _validate_with_runtime(scenario: Scenario) -> None:
+    """Let the runtime's own validation judge the configuration (its messages name the fix)."""
+    from notdiamond._config import parse_config
+
+    try:
+        parse_config(
+            scenario.config["models"],
+            max_retries=scenario.config.get("max_retries", 1),
+            timeout=scenario.config.get("timeout", 60.0),
+            backoff=scenario.config.get("backoff", 2.0),
+            model_messages=None,
+            available_providers=frozenset(scenario.provider_set()),  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as exc:
+        raise _fail(scenario.source, f"config: {exc}") from None
+    cap = scenario.config.get("retry_after_cap", 60.0)
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or cap < 0:
+        raise _fail(scenario.source, f"config.retry_after_cap: seconds >= 0, got {cap!r}.")
+
+
+def load(path: Path | str) -> Scenario:
+    """Load and validate one scenario file (``.json`` or ``.toml``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(source, f"cannot read the file ({exc.strerror}).") from None
+    try:
+        if path.suffix == ".toml":
+            raw: object = tomllib.loads(text)
+        elif path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise _fail(source, "scenario files end in .json or .toml.")
+    except json.JSONDecodeError as exc:
+        raise _fail(source, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(source, f"not valid TOML: {exc}.") from None
+    return parse(raw, name=path.stem, source=source)
+
+
+def builtin_paths() -> list[Path]:
+    return sorted(p for p in SCENARIO_DIR.iterdir() if p.suffix in (".json", ".toml"))
+
+
+def load_builtin(names: list[str] | None = None) -> list[Scenario]:
+    """The scenarios under ``chaos/scenarios/`` (all, or those named)."""
+    paths = {p.stem: p for p in builtin_paths()}
+    if names:
+        unknown = [n for n in names if n not in paths]
+        if unknown:
+            raise ScenarioError(f"unknown scenario(s) {unknown}; available: {sorted(paths)}.")
+        return [load(paths[n]) for n in names]
+    return [load(p) for p in paths.values()]
+
+
+def expected_http_per_request(scenario: Scenario) -> float:
+    """A rough cost estimate (HTTP requests per request), for scheduling runs across cores."""
+    total = 0.0
+    for key in scenario.order:
+        t, p = scenario.providers[key].p_attempt(scenario.timeouts[key], scenario.retry_after_cap)
+        a = scenario.max_attempts[key]
+        total += sum(t**k for k in range(a)) if t < 1 else a
+        _ = p
+    return max(1.0, total / len(scenario.order) * 1.2)

@@ -1,0 +1,322 @@
+"""The fake provider, behind the real SDK: an ``httpx`` (openai 2.x) or ``httpx2`` (openai 3.x)
+transport.
+
+The SDK builds real HTTP requests, and parses the fake answers and maps its errors (status codes
+to ``RateLimitError``/``InternalServerError``..., ``ReadTimeout`` to ``APITimeoutError``, a reset
+socket to ``APIConnectionError``) with its own code. OpenAI paths (``/v1/chat/completions``) and
+Azure paths (``/openai/deployments/<deployment>/chat/completions``) are both served; streamed
+requests get Server-Sent Events, cut after ``k`` chunks when the fault model says so.
+
+:class:`FakeProvider` holds the decisions and the wire format; the in-process transports and the
+loopback server (``chaos.server``) only deliver them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+from .faults import FaultSampler, Outcome, ProviderFaults
+from .trace import REQUEST_HEADER, HttpRecord, Trace
+
+#: Chunks in a complete streamed answer (before the final chunk and ``[DONE]``).
+STREAM_CHUNKS = 4
+
+_REASONS = {
+    400: ("Bad Request", "invalid_request_error"),
+    401: ("Unauthorized", "authentication_error"),
+    408: ("Request Timeout", "timeout"),
+    429: ("Too Many Requests", "rate_limit_exceeded"),
+    500: ("Internal Server Error", "server_error"),
+    502: ("Bad Gateway", "server_error"),
+    503: ("Service Unavailable", "server_error"),
+}
+
+_AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions$")
+
+
+def sdk_http_module() -> Any:
+    """The HTTP library the installed SDK speaks: ``httpx2`` for openai 3.x, ``httpx`` for 2.x."""
+    import openai
+
+    if int(openai.__version__.split(".", 1)[0]) >= 3:
+        import httpx2
+
+        return httpx2
+    import httpx
+
+    return httpx
+
+
+def completion_body(model: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-chaos",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def stream_chunks(model: str) -> list[bytes]:
+    """The SSE events of a complete streamed answer, ``[DONE]`` last."""
+    events = []
+    for i in range(STREAM_CHUNKS + 1):
+        last = i == STREAM_CHUNKS
+        chunk = {
+            "id": "chatcmpl-chaos",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {} if last else {"content": f"t{i}"},
+                    "finish_reason": "stop" if last else None,
+                }
+            ],
+        }
+        events.append(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def error_body(status: int, source: str) -> bytes:
+    reason, kind = _REASONS.get(status, ("Error", "server_error"))
+    return json.dumps(
+        {"error": {"message": f"chaos: injected {status} {reason} ({source})", "type": kind}}
+    ).encode()
+
+
+class FakeProvider:
+    """Every simulated ``<provider>/<model>``: its fault sampler, its wire format, the trace."""
+
+    def __init__(
+        self,
+        faults: Mapping[str, ProviderFaults],
+        seed: int,
+        trace: Trace,
+        clock: Callable[[], float],
+    ) -> None:
+        self.samplers = {
+            key: FaultSampler(f, seed * 1_000_003 + i) for i, (key, f) in enumerate(sorted(faults.items()))
+        }
+        self.trace = trace
+        self.clock = clock
+        self._bodies: dict[str, bytes] = {}
+        self._chunks: dict[str, list[bytes]] = {}
+
+    def key_of(self, provider: str, path: str, body: Mapping[str, Any]) -> tuple[str, str]:
+        """(model key, model as the provider names it) of one chat completion request."""
+        if provider == "azure":
+            m = _AZURE_PATH.search(path)
+            model = m.group(1) if m else str(body.get("model"))
+        else:
+            model = str(body.get("model"))
+        return f"{provider}/{model}", model
+
+    def decide(
+        self, provider: str, path: str, headers: Mapping[str, str], raw_body: bytes, timeout: float
+    ) -> tuple[Outcome, str, str, int, bool]:
+        body = json.loads(raw_body) if raw_body else {}
+        key, model = self.key_of(provider, path, body)
+        stream = bool(body.get("stream"))
+        sampler = self.samplers.get(key)
+        request = int(headers.get(REQUEST_HEADER, "-1"))
+        if sampler is None:
+            return Outcome("400", 0.0, source="unknown-model"), key, model, request, stream
+        return sampler.draw(self.clock(), timeout, stream), key, model, request, stream
+
+    def record(
+        self, request: int, key: str, provider: str, start: float, outcome: Outcome, stream: bool
+    ) -> None:
+        self.trace.http.append(
+            HttpRecord(
+                request,
+                key,
+                provider,
+                start,
+                self.clock(),
+                outcome.kind,
+                None if outcome.retry_after is None else outcome.retry_after[2],
+                outcome.source,
+                stream,
+                outcome.latency,
+            )
+        )
+
+    def body(self, model: str) -> bytes:
+        cached = self._bodies.get(model)
+        if cached is None:
+            cached = self._bodies[model] = completion_body(model)
+        return cached
+
+    def chunks(self, model: str) -> list[bytes]:
+        cached = self._chunks.get(model)
+        if cached is None:
+            cached = self._chunks[model] = stream_chunks(model)
+        return cached
+
+    @staticmethod
+    def error_headers(outcome: Outcome) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if outcome.retry_after is not None:
+            headers[outcome.retry_after[0]] = outcome.retry_after[1]
+        return headers
+
+
+def _timeout_of(request: Any) -> float:
+    timeout = request.extensions.get("timeout") or {}
+    read = timeout.get("read")
+    return float(read) if read is not None else float("inf")
+
+
+def make_transports(http: Any) -> tuple[type, type]:
+    """(sync transport class, async transport class) for the ``httpx``-like module ``http``."""
+
+    class CutStream(http.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, chunks: list[bytes], cut: int | None) -> None:
+            self.chunks, self.cut = chunks, cut
+
+        def __iter__(self) -> Iterator[bytes]:
+            for i, chunk in enumerate(self.chunks):
+                if self.cut is not None and i >= self.cut:
+                    raise http.RemoteProtocolError(
+                        "peer closed connection without sending complete message body (chaos)"
+                    )
+                yield chunk
+
+    class AsyncCutStream(http.AsyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, chunks: list[bytes], cut: int | None) -> None:
+            self.chunks, self.cut = chunks, cut
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for i, chunk in enumerate(self.chunks):
+                if self.cut is not None and i >= self.cut:
+                    raise http.RemoteProtocolError(
+                        "peer closed connection without sending complete message body (chaos)"
+                    )
+                yield chunk
+
+    def respond(
+        fake: FakeProvider, request: Any, outcome: Outcome, model: str, stream: bool
+    ) -> Any:
+        kind = outcome.kind
+        if kind == "read_timeout":
+            raise http.ReadTimeout("chaos: read timed out", request=request)
+        if kind == "reset":
+            raise http.ReadError("chaos: [Errno 104] Connection reset by peer", request=request)
+        if kind == "ok":
+            if stream:
+                return http.Response(
+                    200,
+                    headers={"content-type": "text/event-stream"},
+                    stream=CutStream(fake.chunks(model), outcome.cut_after),
+                    request=request,
+                )
+            return http.Response(
+                200,
+                headers={"content-type": "application/json"},
+                content=fake.body(model),
+                request=request,
+            )
+        status = int(kind)
+        return http.Response(
+            status,
+            headers=fake.error_headers(outcome),
+            content=error_body(status, outcome.source),
+            request=request,
+        )
+
+    def respond_async(
+        fake: FakeProvider, request: Any, outcome: Outcome, model: str, stream: bool
+    ) -> Any:
+        if outcome.kind == "ok" and stream:
+            return http.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=AsyncCutStream(fake.chunks(model), outcome.cut_after),
+                request=request,
+            )
+        return respond(fake, request, outcome, model, stream)
+
+    class FakeTransport(http.BaseTransport):  # type: ignore[misc,name-defined]
+        """Sync: answers from the fault model, advancing the virtual clock by the latency."""
+
+        def __init__(self, fake: FakeProvider, provider: str, advance: Callable[[float], None]):
+            self.fake, self.provider, self.advance = fake, provider, advance
+
+        def handle_request(self, request: Any) -> Any:
+            fake = self.fake
+            start = fake.clock()
+            outcome, key, model, rid, stream = fake.decide(
+                self.provider, request.url.path, request.headers, request.read(), _timeout_of(request)
+            )
+            self.advance(outcome.latency)
+            fake.record(rid, key, self.provider, start, outcome, stream)
+            return respond(fake, request, outcome, model, stream)
+
+    class AsyncFakeTransport(http.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+        """Async: the latency is an ``asyncio.sleep`` (virtual on :class:`VirtualTimeLoop`)."""
+
+        def __init__(self, fake: FakeProvider, provider: str) -> None:
+            self.fake, self.provider = fake, provider
+
+        async def handle_async_request(self, request: Any) -> Any:
+            fake = self.fake
+            start = fake.clock()
+            outcome, key, model, rid, stream = fake.decide(
+                self.provider,
+                request.url.path,
+                request.headers,
+                await request.aread(),
+                _timeout_of(request),
+            )
+            if outcome.latency > 0:
+                await asyncio.sleep(outcome.latency)
+            fake.record(rid, key, self.provider, start, outcome, stream)
+            return respond_async(fake, request, outcome, model, stream)
+
+    return FakeTransport, AsyncFakeTransport
+
+
+def make_clients(
+    providers: set[str], *, is_async: bool, transport_for: Callable[[str], Any], http: Any
+) -> list[Any]:
+    """One SDK client per provider (``OpenAI``/``AzureOpenAI``, or their async twins) whose HTTP
+    goes to ``transport_for(provider)``."""
+    import openai
+
+    clients = []
+    for provider in sorted(providers):
+        transport = transport_for(provider)
+        http_client = (http.AsyncClient if is_async else http.Client)(transport=transport)
+        if provider == "azure":
+            cls: Any = openai.AsyncAzureOpenAI if is_async else openai.AzureOpenAI
+            clients.append(
+                cls(
+                    api_key="chaos",
+                    api_version="2024-10-21",
+                    azure_endpoint="http://azure.chaos.invalid",
+                    http_client=http_client,
+                )
+            )
+        else:
+            cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+            clients.append(
+                cls(api_key="chaos", base_url="http://openai.chaos.invalid/v1", http_client=http_client)
+            )
+    return clients
