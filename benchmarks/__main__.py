@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import openai
 
-from benchmarks import original_sdk, report
+from benchmarks import original_sdk, profile_hook, report
 from benchmarks.contenders import IN_PROCESS, ORIGINAL_SDK, THIS_LIBRARY
 from benchmarks.scenarios import (
     BACKOFF,
@@ -145,6 +145,22 @@ def scenario_setup(workload: Workload) -> str:
     )
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether the library's working tree differed from it."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO_ROOT)
+        except OSError:
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "library_modified": bool(git("status", "--porcelain", "--", "notdiamond")),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -183,11 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             "openai": openai.__version__,
             "machine": f"{platform.system()} {platform.machine()}",
             "cpu_count": os.cpu_count(),
+            **git_state(),
         },
         "overhead_goal_us": report.OVERHEAD_GOAL_US,
         "overhead": overhead,
         "overhead_median_us": metrics,
         "baseline": baseline_section,
+        "hook_profile": profile_hook.where_time_goes(),
         "decisions": report.decision_rows(benchmarks),
         "scenario_setup": scenario_setup(workload),
         "workload": workload.__dict__,
