@@ -106,13 +106,13 @@ class Progress:
         self.label, self.total, self.enabled = label, total, enabled
         self.start = time.perf_counter()
         self.next_report = self.start + 5.0
-        self.step = max(1, total // 10)
+        self.step = max(1, total // 10) if total >= 5000 else total + 1
 
     def tick(self, done: int) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
-        if done % self.step == 0 or now >= self.next_report:
+        if done % self.step == 0 or now >= self.next_report or (done == self.total and now - self.start > 5):
             self.next_report = now + 5.0
             pct = 100 * done / max(self.total, 1)
             print(
@@ -499,6 +499,8 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
         )
         failing = max(weights, key=lambda k: weights[k])
         rest = normalised({k: w for k, w in weights.items() if k != failing})
+        if len(rest) < 2:  # one model left: a fallback is no draw
+            return out
         n2 = power.chi2_sample_size(list(rest.values()))
         counts = {}
         for _ in range(n2):
