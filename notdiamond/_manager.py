@@ -34,7 +34,7 @@ class BaseRetryWrapper:
         self._client = client
         self.provider: Provider = provider
         self._request = _patching.original_class(client).request
-        self._attempt_fields: dict[str, Any] = {} if manager.sdk_retries else {"max_retries": 0}
+        self._sdk_retries_off = not manager.sdk_retries
         # What a call may name: "<provider>/<model>" for any configured model, and the bare model
         # name for this client's own provider.
         self._routes: dict[str, str] = {key: key for key in manager.settings}
@@ -71,14 +71,6 @@ class BaseRetryWrapper:
     def get_backoff(self, name: str) -> float:
         return self._settings(name).backoff
 
-    def _prepare(self, call: Call, kwargs: dict[str, Any]) -> Any:
-        """Write one attempt's arguments into the call's request options; return the client."""
-        timeout = kwargs.pop("timeout")
-        set_request_fields(
-            call.options, {"json_data": kwargs, "timeout": timeout, **self._attempt_fields}
-        )
-        return call.client if call.provider == self.provider else self._client
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} provider={self.provider!r} client={type(self._client).__name__}>"
 
@@ -88,23 +80,16 @@ class RetryWrapper(BaseRetryWrapper):
 
     def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
         """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
-        client = self._prepare(call, kwargs)
+        set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
+        client = call.client if call.origin is self else self._client
         return self._request(
             client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
         )
 
     def run_sync(
-        self,
-        client: Any,
-        key: str,
-        cast_to: Any,
-        options: FinalRequestOptions,
-        stream: bool,
-        stream_cls: Any,
+        self, client: Any, key: str, cast_to: Any, options: Any, stream: bool, stream_cls: Any
     ) -> Any:
-        return run_sync(
-            Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls)
-        )
+        return run_sync(Call(self, client, key, cast_to, options, stream, stream_cls))
 
 
 class AsyncRetryWrapper(BaseRetryWrapper):
@@ -112,22 +97,16 @@ class AsyncRetryWrapper(BaseRetryWrapper):
 
     async def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
         """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
-        client = self._prepare(call, kwargs)
+        set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
+        client = call.client if call.origin is self else self._client
         return await self._request(
             client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
         )
 
     async def run_async(
-        self,
-        client: Any,
-        key: str,
-        cast_to: Any,
-        options: FinalRequestOptions,
-        stream: bool,
-        stream_cls: Any,
+        self, client: Any, key: str, cast_to: Any, options: Any, stream: bool, stream_cls: Any
     ) -> Any:
-        call = Call(self._manager, client, self.provider, key, cast_to, options, stream, stream_cls)
-        return await run_async(call)
+        return await run_async(Call(self, client, key, cast_to, options, stream, stream_cls))
 
 
 class RetryManager:
@@ -171,6 +150,9 @@ class RetryManager:
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {
             provider: wrapper_cls(self, client, provider) for provider, client in clients.items()
+        }
+        self.wrapper_of: dict[str, BaseRetryWrapper] = {
+            key: self.wrappers[s.provider] for key, s in self.settings.items()
         }
         self._lock = threading.Lock()
         self._closed = False

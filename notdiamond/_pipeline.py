@@ -16,7 +16,7 @@ from openai import NotGiven
 from ._policy import status_of
 
 if TYPE_CHECKING:
-    from ._manager import RetryManager
+    from ._manager import BaseRetryWrapper
     from ._sdk import FinalRequestOptions
 
 logger = logging.getLogger("notdiamond")
@@ -46,6 +46,7 @@ class AttemptEvent:
 
 
 _call_ids: Final = itertools.count(1)
+_NO_FAILURES: Final[list[Any]] = []  # shared and never appended to
 
 
 class Call:
@@ -62,7 +63,7 @@ class Call:
         "key",
         "manager",
         "options",
-        "provider",
+        "origin",
         "started",
         "stream",
         "stream_cls",
@@ -72,30 +73,30 @@ class Call:
 
     def __init__(
         self,
-        manager: RetryManager,
+        origin: BaseRetryWrapper,
         client: Any,
-        provider: str,
         key: str,
         cast_to: Any,
         options: FinalRequestOptions,
         stream: bool,
         stream_cls: Any,
     ) -> None:
-        self.manager = manager
+        self.origin = origin  # the wrapper whose client (``client``, or a copy of it) was called
+        self.manager = origin._manager
         self.client = client
-        self.provider = provider
         self.cast_to = cast_to
         self.options = options
         self.stream = stream
         self.stream_cls = stream_cls
         self.body: dict[str, Any] = options.json_data  # type: ignore[assignment]  # routed dicts only
         caller_timeout = options.timeout
-        self.timeout = None if isinstance(caller_timeout, NotGiven) else (caller_timeout,)
+        self.timeout = None if caller_timeout.__class__ is NotGiven else (caller_timeout,)
         self.key = key
         self.attempt = 1
         self.wait_before = 0.0
-        self.failed: list[str] = []
-        self.failures: list[tuple[str, int, Exception]] = []
+        # Created at the first failure: the success path allocates no lists.
+        self.failed: list[str] = _NO_FAILURES
+        self.failures: list[tuple[str, int, Exception]] = _NO_FAILURES
         self.call_id = next(_call_ids)
         self.started = 0.0
 
@@ -113,12 +114,13 @@ class Call:
         return kwargs
 
     def succeeded(self) -> None:
-        if self.manager.observer is not None:
-            self._emit("success", None, None)
+        self._emit("success", None, None)
 
     def failed_with(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the wait before the next one, or ``None`` to raise."""
         key, attempt = self.key, self.attempt
+        if self.failures is _NO_FAILURES:
+            self.failed, self.failures = [], []
         self.failures.append((key, attempt, exc))
         wait = self.manager.policies[key].delay_after(attempt, exc)
         next_key: str | None = key
@@ -206,9 +208,8 @@ class Call:
 def run_sync(call: Call) -> Any:
     manager = call.manager
     while True:
-        wrapper = manager.wrappers[manager.settings[call.key].provider]
         try:
-            result = wrapper._default_create(call, **call.attempt_kwargs())
+            result = manager.wrapper_of[call.key]._default_create(call, **call.attempt_kwargs())
         except Exception as exc:
             wait = call.failed_with(exc)
             if wait is None:
@@ -216,16 +217,18 @@ def run_sync(call: Call) -> Any:
             if wait > 0:
                 manager.sleep(wait)
             continue
-        call.succeeded()
+        if manager.observer is not None:
+            call.succeeded()
         return result
 
 
 async def run_async(call: Call) -> Any:
     manager = call.manager
     while True:
-        wrapper = manager.wrappers[manager.settings[call.key].provider]
         try:
-            result = await wrapper._default_create(call, **call.attempt_kwargs())
+            result = await manager.wrapper_of[call.key]._default_create(
+                call, **call.attempt_kwargs()
+            )
         except Exception as exc:
             wait = call.failed_with(exc)
             if wait is None:
@@ -233,5 +236,6 @@ async def run_async(call: Call) -> Any:
             if wait > 0:
                 await manager.sleep(wait)
             continue
-        call.succeeded()
+        if manager.observer is not None:
+            call.succeeded()
         return result
