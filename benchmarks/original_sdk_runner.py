@@ -24,7 +24,7 @@ import openai
 import notdiamond  # the installed original SDK: imported before the repository joins sys.path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if Path(notdiamond.__file__).resolve().is_relative_to(REPO_ROOT):
+if Path(notdiamond.__file__).resolve().parent == REPO_ROOT / "notdiamond":
     raise SystemExit("original_sdk_runner: imported this repository's notdiamond, not the original")
 sys.path.append(str(REPO_ROOT))
 

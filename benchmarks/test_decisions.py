@@ -3,7 +3,9 @@
 * Model selection: ``first()`` of a priority list and of a weighted draw (4 models).
 * Fallback: ``RetryManager.get_next_model`` after one failure, list and weighted.
 * Retry decision: ``RetryPolicy.delay_after`` for a 503 (backoff) and a 429 with Retry-After.
-* Simulated requests per wall-second of the scenario driver (virtual time), through this library.
+* Simulated requests per wall-second of the scenario driver (virtual time), through this library,
+  and of the chaos harness (``chaos/``: traffic plus its statistical checks) on its built-in
+  in-process scenarios at their ``quick_n`` size.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import notdiamond
 from benchmarks import fake_provider
 from benchmarks.contenders import this_library
 from benchmarks.scenarios import SCENARIOS, Workload, run_scenario
+from chaos.runner import DEFAULT_SEED, Job, derive_seed, execute
+from chaos.scenario import load_builtin
+
+#: The chaos harness's built-in scenarios that run in process (the loopback one runs real time).
+CHAOS_SCENARIOS: Final = {s.name: s for s in load_builtin() if s.mode != "server"}
 
 FOUR_MODELS: Final = ["openai/gpt-4o", "openai/gpt-4o-mini", "azure/gpt-4o", "azure/gpt-4o-mini"]
 WEIGHTS: Final = dict(zip(FOUR_MODELS, (0.4, 0.3, 0.2, 0.1), strict=True))
@@ -83,3 +90,15 @@ def test_scenario_throughput(benchmark: Any, scenario: str) -> None:
     )
     assert len(records) == THROUGHPUT_REQUESTS
     assert all(r.ok for r in records)
+
+
+@pytest.mark.benchmark(group="chaos harness throughput")
+@pytest.mark.parametrize("name", list(CHAOS_SCENARIOS))
+def test_chaos_harness_throughput(benchmark: Any, name: str) -> None:
+    scenario = CHAOS_SCENARIOS[name]
+    job = Job(scenario, scenario.traffic.quick_n, derive_seed(DEFAULT_SEED, name), quick=True)
+    _tag(benchmark, f"chaos harness: {name} ({scenario.mode}, with checks)", job.n)
+    benchmark.extra_info["scenario"] = name
+    result = benchmark.pedantic(execute, args=(job,), kwargs={"show_progress": False}, rounds=1)
+    assert result.error is None
+    assert result.http_requests >= job.n
