@@ -215,7 +215,7 @@ def _plot_latency(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
         if s.mode == "server":
             continue
         for key, values in sorted(r.plot.get("latencies", {}).items()):
-            if len(values) >= 30:
+            if len(values) >= 30 and s.providers[key].latency.kind != "fixed":
                 panels.append((r.scenario, key, values, s.providers[key].latency, s.timeouts[key]))
     if not panels:
         return None
@@ -225,17 +225,18 @@ def _plot_latency(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.8 * rows), squeeze=False)
     for ax, (scen, key, values, dist, timeout) in zip(axes.flat, panels, strict=False):
         values = np.asarray(values)
-        hi = min(max(values.max(), dist.mean() * 2), timeout * 1.05)
-        grid = np.linspace(0, hi, 200)
+        hi = min(max(float(values.max()), dist.mean() * 2.5), timeout * 1.05)
+        grid = np.linspace(1e-6, hi, 300)
         ax.hist(values, bins=40, range=(0, hi), density=True, color="#1f77b4", alpha=0.6, label="observed")
-        if dist.kind != "fixed":
-            cdf = np.array([dist.cdf(x) for x in grid])
-            pdf = np.gradient(cdf, grid)
-            ax.plot(grid, pdf, color="black", linewidth=1, label=dist.describe())
-        else:
-            ax.axvline(dist.a, color="black", linewidth=1, label=dist.describe())
-        ax.axvline(timeout, color="#d62728", linestyle="--", linewidth=1, label=f"timeout {timeout:g} s")
-        ax.set_title(f"{scen}: {key}", fontsize=8)
+        # attempts beyond the timeout never answer: the expected density is truncated there
+        served = max(dist.cdf(timeout), 1e-12)
+        cdf = np.array([min(dist.cdf(x), served) for x in grid])
+        pdf = np.gradient(cdf, grid) / served
+        ax.plot(grid, pdf, color="black", linewidth=1, label=dist.describe())
+        if timeout <= hi:
+            ax.axvline(timeout, color="#d62728", linestyle="--", linewidth=1, label=f"timeout {timeout:g} s")
+        ax.set_xlim(0, hi)
+        ax.set_title(f"{scen}: {key} (n={len(values)})", fontsize=8)
         ax.legend(fontsize=6)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(panels):]:

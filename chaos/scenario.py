@@ -156,6 +156,12 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(source, "config.models: a list of '<provider>/<model>' or an object of weights.")
     if not order:
         raise _fail(source, "config.models: empty; configure at least one model.")
+    from notdiamond._config import parse_models
+
+    try:
+        parse_models(models)
+    except (TypeError, ValueError) as exc:
+        raise _fail(source, f"config: {exc}") from None
 
     providers_raw = raw.get("providers", {})
     if not isinstance(providers_raw, Mapping):
