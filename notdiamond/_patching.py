@@ -31,6 +31,14 @@ class Slot:
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
+    def route(self, options: Any) -> tuple[BaseRetryWrapper, str] | None:
+        """The serving wrapper and first model key if it manages this request, else ``None``."""
+        wrapper = self.wrapper  # read once: close() may clear it from another thread
+        if wrapper is None:
+            return None
+        key = wrapper.route(options)
+        return None if key is None else (wrapper, key)
+
     def adopt(self, copy: Any) -> None:
         copy.__dict__[SLOT_ATTR] = self
         self.copies.add(copy)
@@ -95,11 +103,11 @@ def _make_patched_class(base: Any) -> type:
             self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
         ) -> Any:
             slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            wrapper = slot.wrapper if slot is not None else None
-            if wrapper is not None:
-                key = wrapper.route(options)
-                if key is not None:
-                    return await wrapper.run_async(self, key, cast_to, options, stream, stream_cls)
+            managed = slot.route(options) if slot is not None else None
+            if managed is not None:
+                return await managed[0].run_async(
+                    self, managed[1], cast_to, options, stream, stream_cls
+                )
             return await base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
     else:
@@ -108,11 +116,9 @@ def _make_patched_class(base: Any) -> type:
             self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
         ) -> Any:
             slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            wrapper = slot.wrapper if slot is not None else None
-            if wrapper is not None:
-                key = wrapper.route(options)
-                if key is not None:
-                    return wrapper.run_sync(self, key, cast_to, options, stream, stream_cls)
+            managed = slot.route(options) if slot is not None else None
+            if managed is not None:
+                return managed[0].run_sync(self, managed[1], cast_to, options, stream, stream_cls)
             return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
     namespace = {
