@@ -29,7 +29,9 @@ from .scenario import Scenario, ScenarioError, load, load_builtin
 def build_jobs(
     scenarios: Sequence[Scenario], seed: int, *, quick: bool, mutants: bool
 ) -> list[Job]:
-    jobs = [Job(s, sample_size(s, quick), derive_seed(seed, s.name), quick=quick) for s in scenarios]
+    jobs = [
+        Job(s, sample_size(s, quick), derive_seed(seed, s.name), quick=quick) for s in scenarios
+    ]
     if mutants:
         by_name = {s.name: s for s in scenarios}
         for m in MUTANTS.values():
@@ -42,20 +44,38 @@ def build_jobs(
                 n = power.chi2_sample_size(s.weights, delta=m.delta)
             else:
                 n = m.n
-            jobs.append(Job(s, n, derive_seed(seed, s.name, m.name), mutant=m.name, checks=(m.check,), quick=quick))
+            jobs.append(
+                Job(
+                    s,
+                    n,
+                    derive_seed(seed, s.name, m.name),
+                    mutant=m.name,
+                    checks=(m.check,),
+                    quick=quick,
+                )
+            )
     return jobs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; repeatable")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; repeatable",
+    )
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--random-seed", action="store_true", help="fresh seeds instead of the fixed default")
+    seeds.add_argument(
+        "--random-seed", action="store_true", help="fresh seeds instead of the fixed default"
+    )
     seeds.add_argument("--seed", type=int, default=None, help=f"base seed (default {DEFAULT_SEED})")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: a fast smoke run")
     parser.add_argument("--out", type=Path, default=Path("reports/chaos"), help="report directory")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: the cores available)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default: the cores available)"
+    )
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     args = parser.parse_args(argv)
@@ -72,9 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
 
-    seed = secrets.randbelow(2**31 - 1) if args.random_seed else (DEFAULT_SEED if args.seed is None else args.seed)
+    seed = (
+        secrets.randbelow(2**31 - 1)
+        if args.random_seed
+        else (DEFAULT_SEED if args.seed is None else args.seed)
+    )
     jobs = build_jobs(scenarios, seed, quick=args.quick, mutants=not args.no_mutants)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     workers = args.workers or max(1, min(cpus, len(jobs)))
     print(
         f"chaos: {len(scenarios)} scenario(s), {len(jobs)} run(s), seed {seed}"
@@ -88,10 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def done(res: JobResult) -> None:
         bad = [c.name for c in res.checks if not c.passed]
-        verdict = "crashed" if res.error else ("failed: " + ", ".join(bad) if bad else "all checks passed")
+        verdict = (
+            "crashed"
+            if res.error
+            else ("failed: " + ", ".join(bad) if bad else "all checks passed")
+        )
         if res.mutant:
-            verdict = "caught" if bad and MUTANTS[res.mutant].check in bad else f"NOT caught ({verdict})"
-        print(f"  done {res.label}: {res.n:,} requests in {res.wall_s:.1f} s; {verdict}", file=sys.stderr, flush=True)
+            verdict = (
+                "caught" if bad and MUTANTS[res.mutant].check in bad else f"NOT caught ({verdict})"
+            )
+        print(
+            f"  done {res.label}: {res.n:,} requests in {res.wall_s:.1f} s; {verdict}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     results = run_jobs(jobs, workers=workers, on_done=done)
 
@@ -131,9 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     for c in failed:
-        print(f"  FAILED {c['scenario']} / {c['name']} [{c['path']}]: {c['summary']}", file=sys.stderr)
+        print(
+            f"  FAILED {c['scenario']} / {c['name']} [{c['path']}]: {c['summary']}", file=sys.stderr
+        )
     for m in missed:
-        print(f"  NOT CAUGHT mutant {m['mutant']} ({m['check']} on {m['scenario']})", file=sys.stderr)
+        print(
+            f"  NOT CAUGHT mutant {m['mutant']} ({m['check']} on {m['scenario']})", file=sys.stderr
+        )
     for r in crashed:
         print(f"  CRASHED {r.label}:\n{r.error}", file=sys.stderr)
     return 1 if failed or missed or crashed else 0

@@ -103,10 +103,14 @@ def wilson(count: int, n: int, alpha: float = 0.01) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def goodness_of_fit(observed: Mapping[str, int], expected_p: Mapping[str, float]) -> tuple[float, float, int]:
+def goodness_of_fit(
+    observed: Mapping[str, int], expected_p: Mapping[str, float]
+) -> tuple[float, float, int]:
     """(chi-square, p-value, n) of observed counts against probabilities."""
     keys = list(expected_p)
-    n = sum(observed.get(k, 0) for k in keys) + sum(v for k, v in observed.items() if k not in expected_p)
+    n = sum(observed.get(k, 0) for k in keys) + sum(
+        v for k, v in observed.items() if k not in expected_p
+    )
     if n == 0:
         return (math.nan, math.nan, 0)
     stray = sum(v for k, v in observed.items() if k not in expected_p)
@@ -118,15 +122,22 @@ def goodness_of_fit(observed: Mapping[str, int], expected_p: Mapping[str, float]
     return float(result.statistic), float(result.pvalue), n
 
 
-def weight_table(observed: Mapping[str, int], expected_p: Mapping[str, float]) -> list[dict[str, Any]]:
+def weight_table(
+    observed: Mapping[str, int], expected_p: Mapping[str, float]
+) -> list[dict[str, Any]]:
     n = sum(observed.values())
     rows = []
     for k in sorted(set(expected_p) | set(observed)):
         c = observed.get(k, 0)
         lo, hi = wilson(c, n)
         rows.append(
-            {"model": k, "count": c, "observed": c / n if n else math.nan, "expected": expected_p.get(k, 0.0),
-             "ci99": [lo, hi]}
+            {
+                "model": k,
+                "count": c,
+                "observed": c / n if n else math.nan,
+                "expected": expected_p.get(k, 0.0),
+                "ci99": [lo, hi],
+            }
         )
     return rows
 
@@ -135,7 +146,14 @@ def weight_table(observed: Mapping[str, int], expected_p: Mapping[str, float]) -
 class Checker:
     """Runs the checks of one scenario against one run's trace."""
 
-    def __init__(self, scenario: Scenario, trace: Trace, seed: int, *, tolerance: tuple[float, float] | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        trace: Trace,
+        seed: int,
+        *,
+        tolerance: tuple[float, float] | None = None,
+    ) -> None:
         self.s = scenario
         self.trace = trace
         self.seed = seed
@@ -145,7 +163,9 @@ class Checker:
         self.requests = list(range(trace.issued))
         #: (below, above) allowed deviation of a wait, in simulated seconds.
         self.tolerance = tolerance or (WAIT_TOLERANCE, WAIT_TOLERANCE)
-        self.weights = dict(zip(scenario.order, scenario.weights, strict=True)) if scenario.weights else None
+        self.weights = (
+            dict(zip(scenario.order, scenario.weights, strict=True)) if scenario.weights else None
+        )
 
     def result(self, name: str, **kw: Any) -> CheckResult:
         return CheckResult(name=name, scenario=self.s.name, seed=self.seed, **kw)
@@ -181,7 +201,9 @@ class Checker:
                 "table": weight_table(observed, expected),
                 "df": len(expected) - 1,
                 "alpha": power.ALPHA,
-                "detectable_delta": power.detectable_delta(list(expected.values()), n) if n else None,
+                "detectable_delta": power.detectable_delta(list(expected.values()), n)
+                if n
+                else None,
             },
         )
 
@@ -200,7 +222,7 @@ class Checker:
             return None
         groups = self.fallback_draws()
         total_stat, total_df, n = 0.0, 0, 0
-        per_group = []
+        per_group: list[dict[str, Any]] = []
         worst_p = 1.0
         stray = 0
         for failed, counts in sorted(groups.items(), key=lambda kv: -sum(kv[1].values())):
@@ -216,8 +238,14 @@ class Checker:
             n += m
             worst_p = min(worst_p, p)
             per_group.append(
-                {"failed": sorted(failed), "n": m, "used": True, "chi2": chi2, "p_value": p,
-                 "table": weight_table(counts, remaining)}
+                {
+                    "failed": sorted(failed),
+                    "n": m,
+                    "used": True,
+                    "chi2": chi2,
+                    "p_value": p,
+                    "table": weight_table(counts, remaining),
+                }
             )
         if stray:
             p_all, total_stat = 0.0, math.inf
@@ -261,7 +289,7 @@ class Checker:
         first = self.s.first_key()
         violations = 0
         with_fallback = 0
-        examples = []
+        examples: list[dict[str, Any]] = []
         for r, recs in self.http.items():
             models = [m for m, _ in blocks(recs)]
             expected = [first]
@@ -306,8 +334,11 @@ class Checker:
             violations[kind] += 1
             if len(examples) < 8:
                 examples.append(
-                    {"request": r, "problem": kind,
-                     "http": [(x.key, x.outcome, x.retry_after) for x in recs]}
+                    {
+                        "request": r,
+                        "problem": kind,
+                        "http": [(x.key, x.outcome, x.retry_after) for x in recs],
+                    }
                 )
 
         for r in self.requests:
@@ -426,7 +457,9 @@ class Checker:
             return None
         predicted = predicted_success(self.s)
         n = len(self.requests)
-        ok = sum(1 for r in self.requests if any(e.kind == "response" for e in self.endings.get(r, [])))
+        ok = sum(
+            1 for r in self.requests if any(e.kind == "response" for e in self.endings.get(r, []))
+        )
         if predicted >= 1.0:
             p = 1.0 if ok == n else 0.0
             lo, hi = (ok / n if n else 1.0), 1.0
@@ -456,7 +489,7 @@ class Checker:
     # 7 ------------------------------------------------------------------------------------
     def conservation(self) -> CheckResult:
         problems: Counter[str] = Counter()
-        examples = []
+        examples: list[dict[str, Any]] = []
         counts: Counter[str] = Counter()
         for r in self.requests:
             ends = self.endings.get(r, [])

@@ -66,11 +66,12 @@ def _extra_retry() -> Iterator[dict[str, Any]]:
         more = dataclasses.replace(settings, max_attempts=settings.max_attempts + 1)
         return original(more, retry_after_cap=retry_after_cap)
 
-    _manager.build_policy = build  # type: ignore[assignment]
+    # the manager builds one policy per model with the name it imported
+    setattr(_manager, "build_policy", build)  # noqa: B010
     try:
         yield {}
     finally:
-        _manager.build_policy = original
+        setattr(_manager, "build_policy", original)  # noqa: B010
 
 
 @contextlib.contextmanager
@@ -127,10 +128,20 @@ MUTANTS: dict[str, Mutant] = {
             _weights_skewed,
             delta=SKEW,
         ),
-        Mutant("extra_retry", "one extra attempt per model", "flaky-5xx", "attempts_per_policy", _extra_retry),
+        Mutant(
+            "extra_retry",
+            "one extra attempt per model",
+            "flaky-5xx",
+            "attempts_per_policy",
+            _extra_retry,
+        ),
         Mutant("backoff_off", "backoff 10% too long", "flaky-5xx", "backoff_waits", _backoff_off),
         Mutant(
-            "sdk_retries_on", "the SDK's own retries left on", "flaky-5xx", "attempts_per_policy", _sdk_retries_on
+            "sdk_retries_on",
+            "the SDK's own retries left on",
+            "flaky-5xx",
+            "attempts_per_policy",
+            _sdk_retries_on,
         ),
         Mutant(
             "order_ignored",

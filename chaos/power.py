@@ -37,7 +37,9 @@ def least_effect(p0: Sequence[float], delta: float = DELTA) -> float:
     best = math.inf
     for i, pi in enumerate(p):
         rest = 1.0 - pi
-        w2 = delta**2 / pi + sum(((delta * pj / rest) ** 2) / pj for j, pj in enumerate(p) if j != i)
+        w2 = delta**2 / pi + sum(
+            ((delta * pj / rest) ** 2) / pj for j, pj in enumerate(p) if j != i
+        )
         best = min(best, w2)
     return best
 
@@ -59,10 +61,12 @@ def chi2_sample_size(
     w2 = least_effect(p0, delta)
     crit = stats.chi2.isf(alpha, df)
     lam = optimize.brentq(lambda lam: stats.ncx2.sf(crit, df, lam) - power, 1e-6, 1e4)
-    return math.ceil(lam / w2)
+    return math.ceil(float(lam) / w2)
 
 
-def detectable_delta(p0: Sequence[float], n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+def detectable_delta(
+    p0: Sequence[float], n: int, alpha: float = ALPHA, power: float = POWER
+) -> float:
     """The least deviation (in probability) that ``n`` draws detect with ``power``."""
     if n <= 0:
         return math.inf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import platform
@@ -16,8 +17,16 @@ from .runner import JobResult
 from .scenario import Scenario
 
 _OUTCOME_COLOURS = {
-    "ok": "#2ca02c", "429": "#ff7f0e", "408": "#bcbd22", "500": "#d62728", "502": "#e377c2",
-    "503": "#9467bd", "400": "#8c564b", "401": "#7f7f7f", "reset": "#17becf", "read_timeout": "#1f77b4",
+    "ok": "#2ca02c",
+    "429": "#ff7f0e",
+    "408": "#bcbd22",
+    "500": "#d62728",
+    "502": "#e377c2",
+    "503": "#9467bd",
+    "400": "#8c564b",
+    "401": "#7f7f7f",
+    "reset": "#17becf",
+    "read_timeout": "#1f77b4",
 }
 
 
@@ -55,8 +64,14 @@ def mutant_verdicts(results: Sequence[JobResult]) -> list[dict[str, Any]]:
                 "caught": caught,
                 "also_failed": others,
                 "evidence": [
-                    {"path": c.path, "passed": c.passed, "statistic": c.statistic, "p_value": c.p_value,
-                     "n": c.n, "summary": c.summary}
+                    {
+                        "path": c.path,
+                        "passed": c.passed,
+                        "statistic": c.statistic,
+                        "p_value": c.p_value,
+                        "n": c.n,
+                        "summary": c.summary,
+                    }
                     for c in target
                 ],
                 "error": res.error,
@@ -74,9 +89,16 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
         "checks": checks,
         "mutants": mutant_verdicts(results),
         "jobs": [
-            {"label": r.label, "n": r.n, "seed": r.seed, "wall_s": round(r.wall_s, 2),
-             "virtual_s": round(r.virtual_s, 1), "http_requests": r.http_requests,
-             "max_in_flight": r.max_in_flight, "error": r.error}
+            {
+                "label": r.label,
+                "n": r.n,
+                "seed": r.seed,
+                "wall_s": round(r.wall_s, 2),
+                "virtual_s": round(r.virtual_s, 1),
+                "http_requests": r.http_requests,
+                "max_in_flight": r.max_in_flight,
+                "error": r.error,
+            }
             for r in results
         ],
     }
@@ -115,7 +137,9 @@ def plot_all(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scena
     return files
 
 
-def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]) -> str | None:
+def _plot_weights(
+    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
+) -> str | None:
     import matplotlib.pyplot as plt
 
     panels = []
@@ -124,7 +148,13 @@ def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
             continue
         for c in r.checks:
             if c.name == "first_choice_weights" and "table" in c.details:
-                panels.append((f"{r.scenario}: first choice [{c.path}, n={c.n}]", c.details["table"], c.passed))
+                panels.append(
+                    (
+                        f"{r.scenario}: first choice [{c.path}, n={c.n}]",
+                        c.details["table"],
+                        c.passed,
+                    )
+                )
             if c.name == "fallback_weights":
                 table = c.details.get("table")
                 if table is None:
@@ -136,7 +166,9 @@ def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
                         continue
                 else:
                     label = f"after {', '.join(c.details.get('failed', []))} failed"
-                panels.append((f"{r.scenario}: fallback {label} [{c.path}, n={c.n}]", table, c.passed))
+                panels.append(
+                    (f"{r.scenario}: fallback {label} [{c.path}, n={c.n}]", table, c.passed)
+                )
     if not panels:
         return None
     cols = 2
@@ -150,8 +182,15 @@ def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
         hi = [row["ci99"][1] - row["observed"] for row in table]
         x = range(len(models))
         ax.bar([i - 0.2 for i in x], exp, width=0.4, color="#cccccc", label="expected (weights)")
-        ax.bar([i + 0.2 for i in x], obs, width=0.4, color="#1f77b4" if passed else "#d62728",
-               yerr=[lo, hi], capsize=4, label="observed, 99% CI")
+        ax.bar(
+            [i + 0.2 for i in x],
+            obs,
+            width=0.4,
+            color="#1f77b4" if passed else "#d62728",
+            yerr=[lo, hi],
+            capsize=4,
+            label="observed, 99% CI",
+        )
         for i, (o, e) in enumerate(zip(obs, exp, strict=True)):
             ax.text(i + 0.2, o + 0.02, f"{o:.3f}", ha="center", fontsize=8)
             ax.text(i - 0.2, e + 0.02, f"{e:.3f}", ha="center", fontsize=8, color="#555555")
@@ -159,7 +198,7 @@ def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle("Observed vs expected model shares (Wilson 99% intervals)", fontsize=11)
     fig.tight_layout()
@@ -168,27 +207,57 @@ def _plot_weights(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
     return "weights.png"
 
 
-def _plot_timelines(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]) -> str | None:
+def _plot_timelines(
+    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
+) -> str | None:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     chosen = [r for r in results if r.mutant is None and r.plot.get("timeline")]
-    chosen = [r for r in chosen if r.scenario in ("flaky-5xx", "rate-limited", "weighted-failing", "outage-primary", "slow-timeout", "async-concurrent")]
+    chosen = [
+        r
+        for r in chosen
+        if r.scenario
+        in (
+            "flaky-5xx",
+            "rate-limited",
+            "weighted-failing",
+            "outage-primary",
+            "slow-timeout",
+            "async-concurrent",
+        )
+    ]
     if not chosen:
         return None
     fig, axes = plt.subplots(len(chosen), 1, figsize=(12, 2.8 * len(chosen)), squeeze=False)
     for ax, r in zip(axes.flat, sorted(chosen, key=lambda r: r.scenario), strict=False):
-        lines = [t for t in r.plot["timeline"] if len(t["attempts"]) > 1][:14] or r.plot["timeline"][:14]
+        lines = [t for t in r.plot["timeline"] if len(t["attempts"]) > 1][:14] or r.plot[
+            "timeline"
+        ][:14]
         models = sorted({a[0] for t in lines for a in t["attempts"]})
         for y, t in enumerate(lines):
             for key, s, e, outcome in t["attempts"]:
                 width = max(e - s, 0.05)
-                ax.barh(y, width, left=s, height=0.6, color=_OUTCOME_COLOURS.get(outcome, "k"),
-                        edgecolor="black", linewidth=0.3)
-                ax.text(s + width / 2, y, key.split("/")[0][0] + str(models.index(key)), fontsize=6,
-                        ha="center", va="center", color="white")
+                ax.barh(
+                    y,
+                    width,
+                    left=s,
+                    height=0.6,
+                    color=_OUTCOME_COLOURS.get(outcome, "k"),
+                    edgecolor="black",
+                    linewidth=0.3,
+                )
+                ax.text(
+                    s + width / 2,
+                    y,
+                    key.split("/")[0][0] + str(models.index(key)),
+                    fontsize=6,
+                    ha="center",
+                    va="center",
+                    color="white",
+                )
             atts = t["attempts"]
-            for (_, _, e1, _), (_, s2, _, _) in zip(atts, atts[1:], strict=False):
+            for (_, _, e1, _), (_, s2, _, _) in itertools.pairwise(atts):
                 ax.plot([e1, s2], [y, y], color="#999999", linewidth=0.8, linestyle=":")
         ax.set_yticks(range(len(lines)), [f"req {t['request']}" for t in lines], fontsize=7)
         ax.invert_yaxis()
@@ -203,7 +272,9 @@ def _plot_timelines(out: Path, results: Sequence[JobResult], scenarios: dict[str
     return "timelines.png"
 
 
-def _plot_latency(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]) -> str | None:
+def _plot_latency(
+    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
+) -> str | None:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -227,28 +298,47 @@ def _plot_latency(out: Path, results: Sequence[JobResult], scenarios: dict[str, 
         values = np.asarray(values)
         hi = min(max(float(values.max()), dist.mean() * 2.5), timeout * 1.05)
         grid = np.linspace(1e-6, hi, 300)
-        ax.hist(values, bins=40, range=(0, hi), density=True, color="#1f77b4", alpha=0.6, label="observed")
+        ax.hist(
+            values,
+            bins=40,
+            range=(0, hi),
+            density=True,
+            color="#1f77b4",
+            alpha=0.6,
+            label="observed",
+        )
         # attempts beyond the timeout never answer: the expected density is truncated there
         served = max(dist.cdf(timeout), 1e-12)
         cdf = np.array([min(dist.cdf(x), served) for x in grid])
         pdf = np.gradient(cdf, grid) / served
         ax.plot(grid, pdf, color="black", linewidth=1, label=dist.describe())
         if timeout <= hi:
-            ax.axvline(timeout, color="#d62728", linestyle="--", linewidth=1, label=f"timeout {timeout:g} s")
+            ax.axvline(
+                timeout,
+                color="#d62728",
+                linestyle="--",
+                linewidth=1,
+                label=f"timeout {timeout:g} s",
+            )
         ax.set_xlim(0, hi)
         ax.set_title(f"{scen}: {key} (n={len(values)})", fontsize=8)
         ax.legend(fontsize=6)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle("Latency of answered attempts (virtual seconds) vs the fault model's distribution", fontsize=10)
+    fig.suptitle(
+        "Latency of answered attempts (virtual seconds) vs the fault model's distribution",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=110)
     plt.close(fig)
     return "latency.png"
 
 
-def _plot_waits(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]) -> str | None:
+def _plot_waits(
+    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
+) -> str | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -291,7 +381,9 @@ def _fault_lines(s: Scenario) -> list[str]:
         if f.rate_limit:
             parts.append(f"token bucket {f.rate_limit.rate:g}/s, burst {f.rate_limit.burst:g}")
         if f.stream_cut:
-            parts.append(f"streams cut after {f.stream_cut.after_chunks} chunks ({f.stream_cut.probability:.0%})")
+            parts.append(
+                f"streams cut after {f.stream_cut.after_chunks} chunks ({f.stream_cut.probability:.0%})"
+            )
         lines.append(f"  - `{key}`: " + "; ".join(parts))
     return lines
 
@@ -318,15 +410,23 @@ def write_summary(
         f"{len(mutants) - len(missed)}/{len(mutants)} broken runtimes caught."
     )
     L.append("")
-    L.append(f"- Run: `{run['command']}`, {run['mode']} seed {run['seed']} "
-             f"({'fresh' if run['random_seed'] else 'fixed: CI never flakes'}), "
-             f"{'quick (reduced sizes)' if run['quick'] else 'full sizes'}.")
-    L.append(f"- Wall time: **{run['wall_s']:.1f} s** on {run['workers']} worker process(es) "
-             f"({run['cpus']} cores); openai {run['openai']}, Python {run['python']}, {run['platform']}.")
-    L.append(f"- Requests simulated: {run['requests']:,}; HTTP requests answered: {run['http_requests']:,}; "
-             f"virtual time simulated: {run['virtual_s']:,.0f} s.")
-    L.append(f"- Significance: alpha = {power.ALPHA}; sample sizes by power analysis for a "
-             f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below).")
+    L.append(
+        f"- Run: `{run['command']}`, {run['mode']} seed {run['seed']} "
+        f"({'fresh' if run['random_seed'] else 'fixed: CI never flakes'}), "
+        f"{'quick (reduced sizes)' if run['quick'] else 'full sizes'}."
+    )
+    L.append(
+        f"- Wall time: **{run['wall_s']:.1f} s** on {run['workers']} worker process(es) "
+        f"({run['cpus']} cores); openai {run['openai']}, Python {run['python']}, {run['platform']}."
+    )
+    L.append(
+        f"- Requests simulated: {run['requests']:,}; HTTP requests answered: {run['http_requests']:,}; "
+        f"virtual time simulated: {run['virtual_s']:,.0f} s."
+    )
+    L.append(
+        f"- Significance: alpha = {power.ALPHA}; sample sizes by power analysis for a "
+        f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below)."
+    )
     L.append("")
     L.append("## What failed")
     L.append("")
@@ -351,22 +451,39 @@ def write_summary(
         L.append("")
         L.append(s.description)
         L.append("")
-        mode = {"sync": "sync clients, in-process transport, virtual clock",
-                "async": "async clients, in-process transport, virtual-time event loop",
-                "server": f"sync clients over real sockets to the loopback server (delays x{s.time_scale:g})"}[s.mode]
-        L.append(f"- {r.n:,} requests (`model={s.traffic.model!r}`, one every {s.traffic.interval:g} s"
-                 + (f", {s.traffic.stream:.0%} streamed" if s.traffic.stream else "") + f"); {mode}; seed {r.seed}.")
-        L.append(f"- Configuration: models={models}, max_retries={s.config.get('max_retries', 1)}, "
-                 f"timeout={s.config.get('timeout', 60)}, backoff={s.config.get('backoff', 2.0)}"
-                 + (f", retry_after_cap={s.config['retry_after_cap']}" if "retry_after_cap" in s.config else ""))
+        mode = {
+            "sync": "sync clients, in-process transport, virtual clock",
+            "async": "async clients, in-process transport, virtual-time event loop",
+            "server": f"sync clients over real sockets to the loopback server (delays x{s.time_scale:g})",
+        }[s.mode]
+        L.append(
+            f"- {r.n:,} requests (`model={s.traffic.model!r}`, one every {s.traffic.interval:g} s"
+            + (f", {s.traffic.stream:.0%} streamed" if s.traffic.stream else "")
+            + f"); {mode}; seed {r.seed}."
+        )
+        L.append(
+            f"- Configuration: models={models}, max_retries={s.config.get('max_retries', 1)}, "
+            f"timeout={s.config.get('timeout', 60)}, backoff={s.config.get('backoff', 2.0)}"
+            + (
+                f", retry_after_cap={s.config['retry_after_cap']}"
+                if "retry_after_cap" in s.config
+                else ""
+            )
+        )
         L.append("- Faults:")
         L.extend(_fault_lines(s))
-        L.append(f"- Ran in {r.wall_s:.1f} s of wall time for {r.virtual_s:,.0f} s of simulated time; "
-                 f"{r.http_requests:,} HTTP requests" + (f"; up to {r.max_in_flight} requests in flight" if r.max_in_flight else "") + ".")
+        L.append(
+            f"- Ran in {r.wall_s:.1f} s of wall time for {r.virtual_s:,.0f} s of simulated time; "
+            f"{r.http_requests:,} HTTP requests"
+            + (f"; up to {r.max_in_flight} requests in flight" if r.max_in_flight else "")
+            + "."
+        )
         L.append("")
     L.append("## Checks")
     L.append("")
-    L.append("| scenario | check | path | method | statistic | p-value | n | n by power analysis | seed | result |")
+    L.append(
+        "| scenario | check | path | method | statistic | p-value | n | n by power analysis | seed | result |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     for c in checks:
         L.append(
@@ -375,8 +492,10 @@ def write_summary(
             f"{'pass' if c.passed else '**FAIL**'}{'' if c.exercised else ' (not exercised)'} |"
         )
     L.append("")
-    L.append("Statistic: chi-square for weights, the observed success rate for `success_rate`, the number of "
-             "violations for the exact checks, the largest deviation in seconds for `backoff_waits`.")
+    L.append(
+        "Statistic: chi-square for weights, the observed success rate for `success_rate`, the number of "
+        "violations for the exact checks, the largest deviation in seconds for `backoff_waits`."
+    )
     L.append("")
     for r in main:
         L.append(f"**{r.scenario}**")
@@ -386,17 +505,24 @@ def write_summary(
             if c.name in ("first_choice_weights", "fallback_weights") and c.n and c.path == "sdk":
                 d = c.details.get("detectable_delta")
                 if d:
-                    L.append(f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with power "
-                             f"{power.POWER} (the power analysis asks {c.required_n:,} for 1 point).")
+                    L.append(
+                        f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with power "
+                        f"{power.POWER} (the power analysis asks {c.required_n:,} for 1 point)."
+                    )
         L.append("")
     L.append("## Broken runtimes (the checks must be able to fail)")
     L.append("")
     L.append("| mutant | what is broken | scenario | target check | n | caught | evidence |")
     L.append("|---|---|---|---|---|---|---|")
     for m in mutants:
-        ev = "; ".join(f"[{e['path']}] {e['summary']}" for e in m["evidence"]) or (m["error"] or "")[:200]
-        L.append(f"| {m['mutant']} | {m['description']} | {m['scenario']} | {m['check']} | {m['n']:,} | "
-                 f"{'**yes**' if m['caught'] else '**NO**'} | {ev} |")
+        ev = (
+            "; ".join(f"[{e['path']}] {e['summary']}" for e in m["evidence"])
+            or (m["error"] or "")[:200]
+        )
+        L.append(
+            f"| {m['mutant']} | {m['description']} | {m['scenario']} | {m['check']} | {m['n']:,} | "
+            f"{'**yes**' if m['caught'] else '**NO**'} | {ev} |"
+        )
     L.append("")
     L.append("## Sample sizes")
     L.append("")
@@ -428,8 +554,10 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
             w = tuple(x / sum(s.weights) for x in s.weights)
             if w not in seen:
                 seen.add(w)
-                notes.append(f"- weights {'/'.join(f'{x:g}' for x in w)}: "
-                             f"{power.chi2_sample_size(w):,} draws.")
+                notes.append(
+                    f"- weights {'/'.join(f'{x:g}' for x in w)}: "
+                    f"{power.chi2_sample_size(w):,} draws."
+                )
         sizes = auto_sizes(s)
         if "success_rate" in sizes:
             notes.append(f"- {s.name}: success rate {sizes['success_rate']:,} requests.")
@@ -437,7 +565,7 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
     notes.append(
         "Weighted draws through the real SDK cost about 2-4 ms per request on this machine (the SDK's "
         "request building and parsing; measured), so 88 thousand of them per scenario would not fit "
-        "the 5-minute budget. Scenarios with `\"n\": \"auto\"` run at the power analysis's size; "
+        'the 5-minute budget. Scenarios with `"n": "auto"` run at the power analysis\'s size; '
         "`weighted-failing` and `async-concurrent` run a fixed n through the SDK (the table states "
         "the deviation they can detect), and `weighted-failing` also runs checks 1 and 2 at full "
         "size on the runtime's own selector (`path = selector`). Mutant runs of statistical checks are "
@@ -449,7 +577,10 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
 def run_info(**kw: Any) -> dict[str, Any]:
     import openai
 
-    info = {"openai": openai.__version__, "python": platform.python_version(),
-            "platform": platform.platform(terse=True)}
+    info = {
+        "openai": openai.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
     info.update(kw)
     return info

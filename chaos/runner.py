@@ -92,9 +92,10 @@ def auto_sizes(scenario: Scenario) -> dict[str, int]:
     from .checks import predicted_success
 
     sizes: dict[str, int] = {}
-    if scenario.weights is not None and "first_choice_weights" in scenario.checks:
-        if scenario.traffic.model == "notdiamond":
-            sizes["first_choice_weights"] = power.chi2_sample_size(scenario.weights)
+    weighted_first = scenario.weights is not None and scenario.traffic.model == "notdiamond"
+    if weighted_first and "first_choice_weights" in scenario.checks:
+        assert scenario.weights is not None
+        sizes["first_choice_weights"] = power.chi2_sample_size(scenario.weights)
     if "success_rate" in scenario.checks and scenario.stationary:
         sizes["success_rate"] = power.binomial_sample_size(predicted_success(scenario))
     return sizes
@@ -112,7 +113,11 @@ class Progress:
         if not self.enabled:
             return
         now = time.perf_counter()
-        if done % self.step == 0 or now >= self.next_report or (done == self.total and now - self.start > 5):
+        if (
+            done % self.step == 0
+            or now >= self.next_report
+            or (done == self.total and now - self.start > 5)
+        ):
             self.next_report = now + 5.0
             pct = 100 * done / max(self.total, 1)
             print(
@@ -142,12 +147,12 @@ class _TimeShim:
 def sdk_sleep_on(clock: VirtualClock) -> Iterator[None]:
     import openai._base_client as base
 
-    saved = base.time
-    base.time = _TimeShim(clock)  # type: ignore[assignment]
+    saved = getattr(base, "time")  # noqa: B009
+    setattr(base, "time", _TimeShim(clock))  # noqa: B010
     try:
         yield
     finally:
-        base.time = saved
+        setattr(base, "time", saved)  # noqa: B010
 
 
 @contextlib.contextmanager
@@ -225,7 +230,9 @@ def run_sync(
             stream = share > 0 and stream_rng.random() < share
             try:
                 if stream:
-                    chunks = create(model=model, messages=MESSAGES, stream=True, extra_headers=headers)
+                    chunks = create(
+                        model=model, messages=MESSAGES, stream=True, extra_headers=headers
+                    )
                     try:
                         for _ in chunks:
                             pass
@@ -284,7 +291,9 @@ def run_async(
                         async for _ in chunks:
                             pass
                     except Exception as exc:
-                        trace.endings.append(Ending(i, "stream_error", type(exc).__name__, loop.time()))
+                        trace.endings.append(
+                            Ending(i, "stream_error", type(exc).__name__, loop.time())
+                        )
                         return
                 else:
                     await create(model=model, messages=MESSAGES, extra_headers=headers)
@@ -327,8 +336,9 @@ def run_server(
     scenario: Scenario, n: int, seed: int, *, extra: dict[str, Any], progress: Progress
 ) -> tuple[Trace, float]:
     """End to end: real SDK clients over real sockets to the loopback fake server."""
-    import notdiamond
     import openai
+
+    import notdiamond
 
     from .server import LoopbackServer
 
@@ -352,7 +362,9 @@ def run_server(
         for provider in sorted(scenario.provider_set()):
             if provider == "azure":
                 clients.append(
-                    openai.AzureOpenAI(api_key="chaos", api_version="2024-10-21", azure_endpoint=server.url)
+                    openai.AzureOpenAI(
+                        api_key="chaos", api_version="2024-10-21", azure_endpoint=server.url
+                    )
                 )
             else:
                 clients.append(openai.OpenAI(api_key="chaos", base_url=server.url + "/v1"))
@@ -384,12 +396,16 @@ def run_server(
                 stream = share > 0 and stream_rng.random() < share
                 try:
                     if stream:
-                        chunks = create(model=model, messages=MESSAGES, stream=True, extra_headers=headers)
+                        chunks = create(
+                            model=model, messages=MESSAGES, stream=True, extra_headers=headers
+                        )
                         try:
                             for _ in chunks:
                                 pass
                         except Exception as exc:
-                            trace.endings.append(Ending(i, "stream_error", type(exc).__name__, server.now()))
+                            trace.endings.append(
+                                Ending(i, "stream_error", type(exc).__name__, server.now())
+                            )
                             continue
                     else:
                         create(model=model, messages=MESSAGES, extra_headers=headers)
@@ -425,12 +441,23 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
         import traceback
 
         return JobResult(
-            job.label, scenario.name, job.mutant, job.seed, job.n, [], time.perf_counter() - started,
-            0.0, 0, error="".join(traceback.format_exception(exc)),
+            job.label,
+            scenario.name,
+            job.mutant,
+            job.seed,
+            job.n,
+            [],
+            time.perf_counter() - started,
+            0.0,
+            0,
+            error="".join(traceback.format_exception(exc)),
         )
     tolerance = None
     if scenario.mode == "server":
-        tolerance = (SERVER_WAIT_TOLERANCE[0] / scenario.time_scale, SERVER_WAIT_TOLERANCE[1] / scenario.time_scale)
+        tolerance = (
+            SERVER_WAIT_TOLERANCE[0] / scenario.time_scale,
+            SERVER_WAIT_TOLERANCE[1] / scenario.time_scale,
+        )
     checker = Checker(scenario, trace, job.seed, tolerance=tolerance)
     names = job.checks or scenario.checks
     results = checker.run(names)
@@ -461,8 +488,9 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
     ``route`` for the first choice and ``get_next_model`` for fallbacks); here it is called
     directly, so 90 thousand draws take well under a second instead of minutes of SDK overhead.
     """
-    import notdiamond
     import openai
+
+    import notdiamond
 
     from .checks import goodness_of_fit, normalised, weight_table
 
@@ -473,7 +501,11 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
     clients: list[Any] = []
     for provider in sorted(scenario.provider_set()):
         if provider == "azure":
-            clients.append(openai.AzureOpenAI(api_key="x", api_version="2024-10-21", azure_endpoint="http://x.invalid"))
+            clients.append(
+                openai.AzureOpenAI(
+                    api_key="x", api_version="2024-10-21", azure_endpoint="http://x.invalid"
+                )
+            )
         else:
             clients.append(openai.OpenAI(api_key="x", base_url="http://x.invalid/v1"))
     seed = derive_seed(job.seed, "selector")
@@ -491,8 +523,16 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
         chi2, p, n = goodness_of_fit(counts, expected)
         out.append(
             CheckResult(
-                "first_choice_weights", scenario.name, p >= power.ALPHA, chi2, p, n, seed, "chi-square",
-                path="selector", required_n=n1,
+                "first_choice_weights",
+                scenario.name,
+                p >= power.ALPHA,
+                chi2,
+                p,
+                n,
+                seed,
+                "chi-square",
+                path="selector",
+                required_n=n1,
                 summary=f"{n} first choices drawn by the runtime's selector: chi2={chi2:.2f}, p={p:.3g}",
                 details={"table": weight_table(counts, expected), "df": len(expected) - 1},
             )
@@ -510,12 +550,24 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
         chi2, p, n = goodness_of_fit(counts, rest)
         out.append(
             CheckResult(
-                "fallback_weights", scenario.name, p >= power.ALPHA, chi2, p, n, seed, "chi-square",
-                path="selector", required_n=n2,
+                "fallback_weights",
+                scenario.name,
+                p >= power.ALPHA,
+                chi2,
+                p,
+                n,
+                seed,
+                "chi-square",
+                path="selector",
+                required_n=n2,
                 summary=(
                     f"{n} fallback draws after {failing} failed (get_next_model): chi2={chi2:.2f}, p={p:.3g}"
                 ),
-                details={"table": weight_table(counts, rest), "failed": [failing], "df": len(rest) - 1},
+                details={
+                    "table": weight_table(counts, rest),
+                    "failed": [failing],
+                    "df": len(rest) - 1,
+                },
             )
         )
     return out
@@ -539,14 +591,22 @@ def plot_extract(scenario: Scenario, trace: Trace, checker: Checker) -> dict[str
     for r in sorted(eventful):
         t0 = by_request[r][0].start
         timeline.append(
-            {"request": r, "attempts": [(x.key, x.start - t0, x.end - t0, x.outcome) for x in by_request[r]]}
+            {
+                "request": r,
+                "attempts": [(x.key, x.start - t0, x.end - t0, x.outcome) for x in by_request[r]],
+            }
         )
     pairs = checker.wait_pairs()
     if len(pairs) > 3000:
         pairs = rng.sample(pairs, 3000)
     dists = {}
     for key, f in scenario.providers.items():
-        dists[key] = {"kind": f.latency.kind, "a": f.latency.a, "b": f.latency.b, "timeout": scenario.timeouts[key]}
+        dists[key] = {
+            "kind": f.latency.kind,
+            "a": f.latency.a,
+            "b": f.latency.b,
+            "timeout": scenario.timeouts[key],
+        }
     return {"latencies": latencies, "timeline": timeline, "waits": pairs, "latency_model": dists}
 
 
@@ -555,10 +615,23 @@ def _execute_quiet(job: Job) -> JobResult:
     return execute(job, show_progress=True)
 
 
-def run_jobs(jobs: list[Job], *, workers: int | None = None, on_done: Callable[[JobResult], None] | None = None) -> list[JobResult]:
+def run_jobs(
+    jobs: list[Job],
+    *,
+    workers: int | None = None,
+    on_done: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
     """Run jobs, longest first, over ``workers`` processes (default: the cores available)."""
     if workers is None:
-        workers = max(1, min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+        workers = max(
+            1,
+            min(
+                len(jobs),
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1,
+            ),
+        )
     ordered = sorted(jobs, key=lambda j: -j.cost)
     results: list[JobResult] = []
     if workers <= 1:

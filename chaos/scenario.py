@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,14 @@ CHECK_NAMES: Final = (
 Mode = Literal["sync", "async", "server"]
 
 _TOP_FIELDS: Final = {
-    "description", "mode", "config", "providers", "traffic", "checks", "server", "selector_draws",
+    "description",
+    "mode",
+    "config",
+    "providers",
+    "traffic",
+    "checks",
+    "server",
+    "selector_draws",
 }
 _CONFIG_FIELDS: Final = {"models", "max_retries", "timeout", "backoff", "retry_after_cap"}
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
@@ -153,7 +160,9 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
     elif isinstance(models, list) and all(isinstance(m, str) for m in models):
         order, weights = tuple(models), None
     else:
-        raise _fail(source, "config.models: a list of '<provider>/<model>' or an object of weights.")
+        raise _fail(
+            source, "config.models: a list of '<provider>/<model>' or an object of weights."
+        )
     if not order:
         raise _fail(source, "config.models: empty; configure at least one model.")
     from notdiamond._config import parse_models
@@ -171,7 +180,7 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(
             source,
             f"providers: no fault model for {missing}. Add an entry per configured model "
-            '(an empty object {} is a healthy provider).',
+            "(an empty object {} is a healthy provider).",
         )
     extra = [k for k in providers_raw if k not in order]
     if extra:
@@ -183,13 +192,13 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
 
     traffic_raw = raw.get("traffic", {})
     if not isinstance(traffic_raw, Mapping):
-        raise _fail(source, "traffic: an object such as {\"n\": 2000, \"interval\": 0.5}.")
+        raise _fail(source, 'traffic: an object such as {"n": 2000, "interval": 0.5}.')
     bad = sorted(set(traffic_raw) - _TRAFFIC_FIELDS)
     if bad:
         raise _fail(source, f"traffic: unknown field(s) {bad}; allowed: {sorted(_TRAFFIC_FIELDS)}.")
     n = traffic_raw.get("n", "auto")
     if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise _fail(source, f"traffic.n: a whole number >= 1 or \"auto\", got {n!r}.")
+        raise _fail(source, f'traffic.n: a whole number >= 1 or "auto", got {n!r}.')
     interval = traffic_raw.get("interval", 1.0)
     stream = traffic_raw.get("stream", 0.0)
     quick_n = traffic_raw.get("quick_n", 300)
@@ -197,7 +206,11 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         ("interval", interval, 0.0, math.inf),
         ("stream", stream, 0.0, 1.0),
     ):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
             raise _fail(source, f"traffic.{label}: a number in [{low}, {high}], got {value!r}.")
     if isinstance(quick_n, bool) or not isinstance(quick_n, int) or quick_n < 1:
         raise _fail(source, f"traffic.quick_n: a whole number >= 1, got {quick_n!r}.")
@@ -209,14 +222,23 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(source, f"checks: a non-empty list drawn from {list(CHECK_NAMES)}.")
     unknown_checks = [c for c in checks_raw if c not in CHECK_NAMES]
     if unknown_checks:
-        raise _fail(source, f"checks: {unknown_checks} unknown; the checks are {list(CHECK_NAMES)}.")
+        raise _fail(
+            source, f"checks: {unknown_checks} unknown; the checks are {list(CHECK_NAMES)}."
+        )
 
     server_raw = raw.get("server", {})
     if not isinstance(server_raw, Mapping) or set(server_raw) - _SERVER_FIELDS:
         raise _fail(source, 'server: an object such as {"time_scale": 0.01}.')
     time_scale = server_raw.get("time_scale", 0.01)
-    if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not 0 < time_scale <= 1:
-        raise _fail(source, f"server.time_scale: real seconds per simulated second in (0, 1], got {time_scale!r}.")
+    if (
+        isinstance(time_scale, bool)
+        or not isinstance(time_scale, int | float)
+        or not 0 < time_scale <= 1
+    ):
+        raise _fail(
+            source,
+            f"server.time_scale: real seconds per simulated second in (0, 1], got {time_scale!r}.",
+        )
 
     scenario = Scenario(
         name=name,
@@ -233,7 +255,9 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         weights=weights,
     )
     if model != "notdiamond" and scenario.first_key() is None:
-        raise _fail(source, f"traffic.model: {model!r} is neither 'notdiamond' nor a configured model.")
+        raise _fail(
+            source, f"traffic.model: {model!r} is neither 'notdiamond' nor a configured model."
+        )
     _validate_with_runtime(scenario)
     return scenario
 
@@ -268,16 +292,27 @@ def load(path: Path | str) -> Scenario:
         raise _fail(source, f"cannot read the file ({exc.strerror}).") from None
     try:
         if path.suffix == ".toml":
-            raw: object = tomllib.loads(text)
+            raw: object = _load_toml(text, source)
         elif path.suffix == ".json":
             raw = json.loads(text)
         else:
             raise _fail(source, "scenario files end in .json or .toml.")
     except json.JSONDecodeError as exc:
-        raise _fail(source, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _fail(source, f"not valid TOML: {exc}.") from None
+        raise _fail(
+            source, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
     return parse(raw, name=path.stem, source=source)
+
+
+def _load_toml(text: str, source: str) -> object:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise _fail(source, f"not valid TOML: {exc}.") from None
+    raise _fail(source, "TOML scenario files need Python 3.11 or later (tomllib); use JSON.")
 
 
 def builtin_paths() -> list[Path]:

@@ -26,9 +26,17 @@ from .trace import Trace
 from .transport import FakeProvider, error_body
 
 HOST = "127.0.0.1"
-_STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error",
-                502: "Bad Gateway", 503: "Service Unavailable"}
+_STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    408: "Request Timeout",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class LoopbackServer:
@@ -46,7 +54,9 @@ class LoopbackServer:
         max_seconds: float = 120.0,
     ) -> None:
         if not 0 < time_scale <= 1:
-            raise ValueError(f"time_scale: real seconds per simulated second in (0, 1], got {time_scale}.")
+            raise ValueError(
+                f"time_scale: real seconds per simulated second in (0, 1], got {time_scale}."
+            )
         self.trace = trace if trace is not None else Trace()
         self.scale = time_scale
         self.timeouts = dict(timeouts or {})
@@ -94,7 +104,10 @@ class LoopbackServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -148,7 +161,9 @@ class LoopbackServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _write(self, writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes) -> None:
+    async def _write(
+        self, writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
         head = [f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Error')}"]
         headers = {**headers, "content-length": str(len(body)), "connection": "keep-alive"}
         head += [f"{k}: {v}" for k, v in headers.items()]
@@ -156,20 +171,32 @@ class LoopbackServer:
         await writer.drain()
 
     async def _respond(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        writer: asyncio.StreamWriter,
     ) -> bool:
         if method == "GET" and path == "/health":
             await self._write(writer, 200, {"content-type": "application/json"}, b'{"ok":true}')
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
-            await self._write(writer, 404, {"content-type": "application/json"}, error_body(404, "no route"))
+            await self._write(
+                writer, 404, {"content-type": "application/json"}, error_body(404, "no route")
+            )
             return True
         with self._lock:
             self.served += 1
             over = self.served > self.max_requests
         if over:
             self._stop_event.set()
-            await self._write(writer, 503, {"content-type": "application/json"}, error_body(503, "request bound reached"))
+            await self._write(
+                writer,
+                503,
+                {"content-type": "application/json"},
+                error_body(503, "request bound reached"),
+            )
             return False
         provider = "azure" if path.startswith("/openai/deployments/") else "openai"
         fake = self.fake
@@ -189,8 +216,10 @@ class LoopbackServer:
             return False
         if kind == "ok" and stream:
             fake.record(rid, key, provider, start, outcome, stream)
-            head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                    "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n")
+            head = (
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
+            )
             writer.write(head.encode())
             for i, chunk in enumerate(fake.chunks(model)):
                 if outcome.cut_after is not None and i >= outcome.cut_after:
@@ -207,7 +236,9 @@ class LoopbackServer:
             return True
         status = int(kind)
         fake.record(rid, key, provider, start, outcome, stream)
-        await self._write(writer, status, fake.error_headers(outcome), error_body(status, outcome.source))
+        await self._write(
+            writer, status, fake.error_headers(outcome), error_body(status, outcome.source)
+        )
         return True
 
     def _timeout_for(self, provider: str, path: str, body: bytes) -> float:

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 #: The harness's id of the request being served (for the runtime's observer).
-current_request: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "chaos_request", default=-1
-)
+current_request: contextvars.ContextVar[int] = contextvars.ContextVar("chaos_request", default=-1)
 
 REQUEST_HEADER = "x-chaos-request"
 

@@ -112,7 +112,8 @@ class FakeProvider:
         clock: Callable[[], float],
     ) -> None:
         self.samplers = {
-            key: FaultSampler(f, seed * 1_000_003 + i) for i, (key, f) in enumerate(sorted(faults.items()))
+            key: FaultSampler(f, seed * 1_000_003 + i)
+            for i, (key, f) in enumerate(sorted(faults.items()))
         }
         self.trace = trace
         self.clock = clock
@@ -187,7 +188,7 @@ def _timeout_of(request: Any) -> float:
 def make_transports(http: Any) -> tuple[type, type]:
     """(sync transport class, async transport class) for the ``httpx``-like module ``http``."""
 
-    class CutStream(http.SyncByteStream):  # type: ignore[misc,name-defined]
+    class CutStream(http.SyncByteStream):  # type: ignore[misc]
         def __init__(self, chunks: list[bytes], cut: int | None) -> None:
             self.chunks, self.cut = chunks, cut
 
@@ -199,7 +200,7 @@ def make_transports(http: Any) -> tuple[type, type]:
                     )
                 yield chunk
 
-    class AsyncCutStream(http.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class AsyncCutStream(http.AsyncByteStream):  # type: ignore[misc]
         def __init__(self, chunks: list[bytes], cut: int | None) -> None:
             self.chunks, self.cut = chunks, cut
 
@@ -253,23 +254,29 @@ def make_transports(http: Any) -> tuple[type, type]:
             )
         return respond(fake, request, outcome, model, stream)
 
-    class FakeTransport(http.BaseTransport):  # type: ignore[misc,name-defined]
+    class FakeTransport(http.BaseTransport):  # type: ignore[misc]
         """Sync: answers from the fault model, advancing the virtual clock by the latency."""
 
-        def __init__(self, fake: FakeProvider, provider: str, advance: Callable[[float], None]):
+        def __init__(
+            self, fake: FakeProvider, provider: str, advance: Callable[[float], None]
+        ) -> None:
             self.fake, self.provider, self.advance = fake, provider, advance
 
         def handle_request(self, request: Any) -> Any:
             fake = self.fake
             start = fake.clock()
             outcome, key, model, rid, stream = fake.decide(
-                self.provider, request.url.path, request.headers, request.read(), _timeout_of(request)
+                self.provider,
+                request.url.path,
+                request.headers,
+                request.read(),
+                _timeout_of(request),
             )
             self.advance(outcome.latency)
             fake.record(rid, key, self.provider, start, outcome, stream)
             return respond(fake, request, outcome, model, stream)
 
-    class AsyncFakeTransport(http.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+    class AsyncFakeTransport(http.AsyncBaseTransport):  # type: ignore[misc]
         """Async: the latency is an ``asyncio.sleep`` (virtual on :class:`VirtualTimeLoop`)."""
 
         def __init__(self, fake: FakeProvider, provider: str) -> None:
@@ -317,6 +324,10 @@ def make_clients(
         else:
             cls = openai.AsyncOpenAI if is_async else openai.OpenAI
             clients.append(
-                cls(api_key="chaos", base_url="http://openai.chaos.invalid/v1", http_client=http_client)
+                cls(
+                    api_key="chaos",
+                    base_url="http://openai.chaos.invalid/v1",
+                    http_client=http_client,
+                )
             )
     return clients

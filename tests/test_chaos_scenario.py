@@ -32,21 +32,45 @@ def test_every_builtin_scenario_loads() -> None:
         (lambda d: d.update(colour="red"), "unknown field(s) ['colour']"),
         (lambda d: d["providers"].pop("azure/gpt-4o"), "no fault model for ['azure/gpt-4o']"),
         (lambda d: d["providers"].update({"openai/other": {}}), "not among config.models"),
-        (lambda d: d["providers"]["openai/gpt-4o"]["errors"].update({"503": 0.95}), "add up to 1.05 > 1"),
-        (lambda d: d["providers"]["openai/gpt-4o"]["errors"].update({"418": 0.1}), "'418' is not a fault"),
-        (lambda d: d["providers"]["openai/gpt-4o"].update(latency={"kind": "gamma"}), "is not a distribution"),
-        (lambda d: d["providers"]["openai/gpt-4o"].update(latency={"kind": "uniform", "low": 2, "high": 1}),
-         "low <= high"),
-        (lambda d: d["providers"]["openai/gpt-4o"].update(outages=[{"start": 5, "end": 1}]),
-         "end (1.0) must be after start (5.0)"),
-        (lambda d: d["providers"]["openai/gpt-4o"].update(rate_limit={"rate": 0, "burst": 2}), "must be > 0"),
-        (lambda d: d["providers"]["openai/gpt-4o"].update(retry_after={"header": "x-wait"}), "'retry-after-ms'"),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"]["errors"].update({"503": 0.95}),
+            "add up to 1.05 > 1",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"]["errors"].update({"418": 0.1}),
+            "'418' is not a fault",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"].update(latency={"kind": "gamma"}),
+            "is not a distribution",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"].update(
+                latency={"kind": "uniform", "low": 2, "high": 1}
+            ),
+            "low <= high",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"].update(outages=[{"start": 5, "end": 1}]),
+            "end (1.0) must be after start (5.0)",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"].update(rate_limit={"rate": 0, "burst": 2}),
+            "must be > 0",
+        ),
+        (
+            lambda d: d["providers"]["openai/gpt-4o"].update(retry_after={"header": "x-wait"}),
+            "'retry-after-ms'",
+        ),
         (lambda d: d["config"].update(max_retries=0), "would never call the model"),
         (lambda d: d["config"].update(models=["gpt-4o"]), "full form '<provider>/<model>'"),
         (lambda d: d.update(checks=["vibes"]), "['vibes'] unknown"),
         (lambda d: d.update(mode="threads"), "use 'sync', 'async' or 'server'"),
         (lambda d: d["traffic"].update(n=0), "traffic.n"),
-        (lambda d: d["traffic"].update(model="openai/nope"), "neither 'notdiamond' nor a configured model"),
+        (
+            lambda d: d["traffic"].update(model="openai/nope"),
+            "neither 'notdiamond' nor a configured model",
+        ),
     ],
 )
 def test_validation_errors_name_the_fix(change: Any, message: str) -> None:

@@ -23,11 +23,18 @@ def test_serves_openai_and_azure_clients_over_loopback() -> None:
     with LoopbackServer(faults(spec), seed=1, time_scale=0.01) as server:
         assert server.url.startswith("http://127.0.0.1:")
         oa = openai.OpenAI(api_key="x", base_url=server.url + "/v1", max_retries=0)
-        az = openai.AzureOpenAI(api_key="x", api_version="2024-10-21", azure_endpoint=server.url, max_retries=0)
-        assert oa.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content == "ok"
+        az = openai.AzureOpenAI(
+            api_key="x", api_version="2024-10-21", azure_endpoint=server.url, max_retries=0
+        )
+        assert (
+            oa.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content
+            == "ok"
+        )
         assert az.chat.completions.create(model="dep", messages=MESSAGES).model == "dep"
-        text = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True))
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in oa.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        )
         assert text == "t0t1t2t3"
         assert [r.key for r in server.trace.http] == ["openai/gpt-4o", "azure/dep", "openai/gpt-4o"]
         oa.close()
@@ -37,16 +44,26 @@ def test_serves_openai_and_azure_clients_over_loopback() -> None:
 
 @pytest.mark.parametrize(
     ("fault", "error"),
-    [("503", openai.InternalServerError), ("429", openai.RateLimitError), ("reset", openai.APIConnectionError),
-     ("401", openai.AuthenticationError)],
+    [
+        ("503", openai.InternalServerError),
+        ("429", openai.RateLimitError),
+        ("reset", openai.APIConnectionError),
+        ("401", openai.AuthenticationError),
+    ],
 )
 def test_faults_over_real_sockets(fault: str, error: type[Exception]) -> None:
-    spec = {"openai/gpt-4o": {"errors": {fault: 1.0},
-                              "retry_after": {"header": "retry-after-ms", "kind": "fixed", "value": 1.25}}}
+    spec = {
+        "openai/gpt-4o": {
+            "errors": {fault: 1.0},
+            "retry_after": {"header": "retry-after-ms", "kind": "fixed", "value": 1.25},
+        }
+    }
     with LoopbackServer(faults(spec), seed=1, time_scale=0.01) as server:
         client = openai.OpenAI(api_key="x", base_url=server.url + "/v1", max_retries=0)
         with pytest.raises(error) as info:
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={REQUEST_HEADER: "5"})
+            client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, extra_headers={REQUEST_HEADER: "5"}
+            )
         if fault == "429":
             assert info.value.response.headers["retry-after-ms"] == "1250"  # type: ignore[attr-defined]
         assert server.trace.http[0].request == 5
@@ -57,10 +74,14 @@ def test_stream_cut_over_sockets() -> None:
     spec = {"openai/gpt-4o": {"stream_cut": {"probability": 1.0, "after_chunks": 1}}}
     with LoopbackServer(faults(spec), seed=1, time_scale=0.01) as server:
         client = openai.OpenAI(api_key="x", base_url=server.url + "/v1", max_retries=0)
-        got = []
-        with pytest.raises(Exception):  # noqa: B017, PT011  (the HTTP library's own error)
+        got: list[str | None] = []
+
+        def read_all() -> None:
             for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
                 got.append(c.choices[0].delta.content)
+
+        with pytest.raises(Exception):  # noqa: B017, PT011  (the HTTP library's own error)
+            read_all()
         assert got == ["t0"]
         client.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -28,15 +29,25 @@ class SyncEnv:
         fake = FakeProvider(parsed, 3, self.trace, self.clock.time)
         providers = {k.split("/")[0] for k in faults}
         self.clients = make_clients(
-            providers, is_async=False, transport_for=lambda p: transport_cls(fake, p, self.clock.advance), http=http
+            providers,
+            is_async=False,
+            transport_for=lambda p: transport_cls(fake, p, self.clock.advance),
+            http=http,
         )
         self.manager = notdiamond.init(
-            self.clients, models, seed=1, clock=self.clock.time, sleep=self.clock.sleep,
-            observer=self.trace.observer, **config,
+            self.clients,
+            models,
+            seed=1,
+            clock=self.clock.time,
+            sleep=self.clock.sleep,
+            observer=self.trace.observer,
+            **config,
         )
 
     def client(self, provider: str) -> Any:
-        return next(c for c in self.clients if ("Azure" in type(c).__name__) == (provider == "azure"))
+        return next(
+            c for c in self.clients if ("Azure" in type(c).__name__) == (provider == "azure")
+        )
 
     def call(self, provider: str = "openai", request: int = 0, **kw: Any) -> Any:
         current_request.set(request)
@@ -47,14 +58,20 @@ class SyncEnv:
 
     def gaps(self) -> list[float]:
         recs = self.trace.http
-        return [b.start - a.end for a, b in zip(recs, recs[1:])]
+        return [b.start - a.end for a, b in itertools.pairwise(recs)]
 
 
 def test_429_with_retry_after_ms_is_a_rate_limit_error_and_the_wait_honours_it() -> None:
     env = SyncEnv(
-        {"openai/gpt-4o": {"errors": {"429": 1.0},
-                           "retry_after": {"header": "retry-after-ms", "kind": "fixed", "value": 2.5}}},
-        ["openai/gpt-4o"], max_retries=3, backoff=2.0,
+        {
+            "openai/gpt-4o": {
+                "errors": {"429": 1.0},
+                "retry_after": {"header": "retry-after-ms", "kind": "fixed", "value": 2.5},
+            }
+        },
+        ["openai/gpt-4o"],
+        max_retries=3,
+        backoff=2.0,
     )
     with pytest.raises(openai.RateLimitError) as info:
         env.call()
@@ -66,14 +83,23 @@ def test_429_with_retry_after_ms_is_a_rate_limit_error_and_the_wait_honours_it()
 
 def test_retry_after_in_whole_seconds_and_the_cap() -> None:
     env = SyncEnv(
-        {"openai/gpt-4o": {"errors": {"429": 1.0},
-                           "retry_after": {"header": "retry-after", "kind": "fixed", "value": 2.2}},
-         "azure/gpt-4o": {}},
-        ["openai/gpt-4o", "azure/gpt-4o"], max_retries=2, backoff=1.0, retry_after_cap=2.5,
+        {
+            "openai/gpt-4o": {
+                "errors": {"429": 1.0},
+                "retry_after": {"header": "retry-after", "kind": "fixed", "value": 2.2},
+            },
+            "azure/gpt-4o": {},
+        },
+        ["openai/gpt-4o", "azure/gpt-4o"],
+        max_retries=2,
+        backoff=1.0,
+        retry_after_cap=2.5,
     )
     env.call()  # Retry-After: 3 > cap 2.5: straight to azure, no wait
     assert [(r.key, r.outcome, r.retry_after) for r in env.trace.http] == [
-        ("openai/gpt-4o", "429", 3.0), ("azure/gpt-4o", "ok", None)]
+        ("openai/gpt-4o", "429", 3.0),
+        ("azure/gpt-4o", "ok", None),
+    ]
     assert env.gaps() == [0.0]
 
 
@@ -91,7 +117,9 @@ def test_retry_after_in_whole_seconds_and_the_cap() -> None:
     ],
 )
 def test_faults_reach_the_runtime_as_the_sdk_errors(fault: str, error: type[Exception]) -> None:
-    env = SyncEnv({"azure/gpt-4o": {"errors": {fault: 1.0}}}, ["azure/gpt-4o"], max_retries=2, timeout=7)
+    env = SyncEnv(
+        {"azure/gpt-4o": {"errors": {fault: 1.0}}}, ["azure/gpt-4o"], max_retries=2, timeout=7
+    )
     with pytest.raises(error):
         env.call("azure")
     attempts = 1 if fault in ("400", "401") else 2
@@ -116,20 +144,29 @@ def test_azure_paths_and_streams_cut_after_k_chunks() -> None:
     )
     stream = env.call("azure", stream=True)
     got = []
-    # openai 3 maps the broken stream to APIConnectionError; openai 2 lets httpx's error through
-    with pytest.raises((openai.APIConnectionError, sdk_http_module().RemoteProtocolError)):
+
+    def read_all() -> None:
         for chunk in stream:
             got.append(chunk.choices[0].delta.content)
+
+    # openai 3 maps the broken stream to APIConnectionError; openai 2 lets httpx's error through
+    with pytest.raises((openai.APIConnectionError, sdk_http_module().RemoteProtocolError)):
+        read_all()
     assert got == ["t0", "t1"]
-    assert env.trace.http[0].key == "azure/my-deployment" and env.trace.http[0].source == "cut"
+    assert env.trace.http[0].key == "azure/my-deployment"
+    assert env.trace.http[0].source == "cut"
 
 
 def test_a_complete_stream_and_a_parsed_completion() -> None:
-    env = SyncEnv({"openai/gpt-4o": {"latency": {"kind": "uniform", "low": 0.1, "high": 0.2}}}, ["openai/gpt-4o"])
+    env = SyncEnv(
+        {"openai/gpt-4o": {"latency": {"kind": "uniform", "low": 0.1, "high": 0.2}}},
+        ["openai/gpt-4o"],
+    )
     text = "".join(c.choices[0].delta.content or "" for c in env.call(stream=True))
     assert text == "t0t1t2t3"
     done = env.call(request=1)
-    assert done.choices[0].message.content == "ok" and done.model == "gpt-4o"
+    assert done.choices[0].message.content == "ok"
+    assert done.model == "gpt-4o"
     assert 0.2 <= env.clock.now <= 0.4
 
 
@@ -138,14 +175,22 @@ def test_token_bucket_answers_429_with_the_true_time_to_the_next_token() -> None
     sampler = FaultSampler(faults, 1)
     assert sampler.draw(0.0, 10, False).kind == "ok"
     limited = sampler.draw(0.1, 10, False)
-    assert limited.kind == "429" and limited.retry_after == ("retry-after-ms", "400", 0.4)
+    assert limited.kind == "429"
+    assert limited.retry_after == ("retry-after-ms", "400", 0.4)
     assert sampler.draw(0.5, 10, False).kind == "ok"
 
 
 def test_outage_window_in_simulated_time() -> None:
-    faults = ProviderFaults.parse("openai/m", {"outages": [{"start": 10, "end": 20, "status": "502"}]})
+    faults = ProviderFaults.parse(
+        "openai/m", {"outages": [{"start": 10, "end": 20, "status": "502"}]}
+    )
     sampler = FaultSampler(faults, 1)
-    assert [sampler.draw(t, 10, False).kind for t in (9.9, 10, 19.99, 20)] == ["ok", "502", "502", "ok"]
+    assert [sampler.draw(t, 10, False).kind for t in (9.9, 10, 19.99, 20)] == [
+        "ok",
+        "502",
+        "502",
+        "ok",
+    ]
 
 
 def test_virtual_time_loop_skips_idle_time() -> None:
@@ -174,17 +219,29 @@ def test_async_clients_on_virtual_time() -> None:
 
     async def scenario() -> list[str]:
         loop = asyncio.get_running_loop()
-        faults = {"openai/a": ProviderFaults.parse("openai/a", {"latency": 1.0, "errors": {"500": 1.0}}),
-                  "openai/b": ProviderFaults.parse("openai/b", {"latency": 2.0})}
+        faults = {
+            "openai/a": ProviderFaults.parse("openai/a", {"latency": 1.0, "errors": {"500": 1.0}}),
+            "openai/b": ProviderFaults.parse("openai/b", {"latency": 2.0}),
+        }
         fake = FakeProvider(faults, 1, trace, loop.time)
-        clients = make_clients({"openai"}, is_async=True, transport_for=lambda p: transport_cls(fake, p), http=http)
-        notdiamond.init(clients, ["openai/a", "openai/b"], max_retries=3, backoff=2.0,
-                        clock=loop.time, sleep=asyncio.sleep, observer=trace.observer)
+        clients = make_clients(
+            {"openai"}, is_async=True, transport_for=lambda p: transport_cls(fake, p), http=http
+        )
+        notdiamond.init(
+            clients,
+            ["openai/a", "openai/b"],
+            max_retries=3,
+            backoff=2.0,
+            clock=loop.time,
+            sleep=asyncio.sleep,
+            observer=trace.observer,
+        )
 
         async def one(i: int) -> str:
             current_request.set(i)
             r = await clients[0].chat.completions.create(
-                model="notdiamond", messages=MESSAGES, extra_headers={REQUEST_HEADER: str(i)})
+                model="notdiamond", messages=MESSAGES, extra_headers={REQUEST_HEADER: str(i)}
+            )
             return str(r.model)
 
         return list(await asyncio.gather(*(one(i) for i in range(50))))
