@@ -36,6 +36,8 @@ class InitOptions(TypedDict, total=False):
     sdk_retries: bool
     #: A Retry-After longer than this many seconds makes the call fall back instead of waiting.
     retry_after_cap: float
+    #: Shorten each backoff wait by a random fraction up to this (0..1); 0 = the exact schedule.
+    jitter: float
     #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
     observer: Observer | None
 
@@ -121,6 +123,7 @@ def init(
         sleep=_sleep(options.get("sleep"), is_async),
         sdk_retries=_flag("sdk_retries", options.get("sdk_retries", False)),
         retry_after_cap=_cap(options.get("retry_after_cap", DEFAULT_RETRY_AFTER_CAP)),
+        jitter=_jitter(options.get("jitter", 0.0)),
         observer=_observer(options.get("observer")),
     )
     manager._install()
@@ -181,6 +184,15 @@ def _cap(value: object) -> float:
     ):
         raise ValueError(
             f"retry_after_cap must be a number of seconds >= 0 (math.inf to always wait), got {value!r}."
+        )
+    return float(value)
+
+
+def _jitter(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(
+            f"jitter is the largest fraction by which a backoff wait is shortened at random: a "
+            f"number from 0 (off) to 1, got {value!r}. E.g. jitter=0.25."
         )
     return float(value)
 

@@ -127,6 +127,7 @@ class RetryManager:
         sleep: Callable[[float], object] | Callable[[float], Awaitable[object]],
         sdk_retries: bool,
         retry_after_cap: float,
+        jitter: float,
         observer: Observer | None,
     ) -> None:
         self.config = config
@@ -138,13 +139,18 @@ class RetryManager:
         self.sdk_retries = sdk_retries
         self.observer = observer
         self.rng = random.Random(seed)
+        # Jitter has its own generator, so turning it on does not change the selection sequence.
+        self._jitter_rng = random.Random(None if seed is None else f"jitter:{seed}")
+        self._jitter_lock = threading.Lock()
         self._selector: ModelSelector = (
             PriorityOrder(config.order)
             if config.weights is None
             else WeightedDraw(config.order, config.weights, self.rng)
         )
         self.policies: dict[str, RetryPolicy] = {
-            key: build_policy(s, retry_after_cap=retry_after_cap)
+            key: build_policy(
+                s, retry_after_cap=retry_after_cap, jitter=jitter, uniform=self._jitter_uniform
+            )
             for key, s in self.settings.items()
         }
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
@@ -156,6 +162,10 @@ class RetryManager:
         }
         self._lock = threading.Lock()
         self._closed = False
+
+    def _jitter_uniform(self) -> float:
+        with self._jitter_lock:
+            return self._jitter_rng.random()
 
     # -- the seed's test seams -------------------------------------------------------------
     def get_wrapper(self, model: str) -> BaseRetryWrapper:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -82,6 +83,22 @@ class wait_backoff_power(wait_base):
         return float(self.backoff**retry_state.attempt_number)
 
 
+class wait_jitter(wait_base):
+    """The ``base`` wait shortened by a random fraction in ``[0, jitter)``: ``base * (1 - jitter * u)``.
+
+    ``uniform`` returns ``u`` in ``[0, 1)``; the manager passes its own seeded generator, so
+    jittered schedules are reproducible (tenacity's own jitter uses the global ``random``).
+    """
+
+    def __init__(self, base: wait_base, jitter: float, uniform: Callable[[], float]) -> None:
+        self.base = base
+        self.jitter = jitter
+        self.uniform = uniform
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return self.base(retry_state) * (1.0 - self.jitter * self.uniform())
+
+
 class wait_retry_after_or(wait_base):
     """The ``base`` wait, raised to the server's ``Retry-After`` when that is longer."""
 
@@ -130,10 +147,21 @@ _DECIDER: Final = Retrying()
 DEFAULT_RETRY_AFTER_CAP: Final = 60.0
 
 
-def build_policy(settings: ModelSettings, *, retry_after_cap: float) -> RetryPolicy:
+def build_policy(
+    settings: ModelSettings,
+    *,
+    retry_after_cap: float,
+    jitter: float = 0.0,
+    uniform: Callable[[], float] | None = None,
+) -> RetryPolicy:
+    """The policy of one model: SPEC 4.3/4.4, plus optional jitter on the backoff."""
+    backoff: wait_base = wait_backoff_power(settings.backoff)
+    if jitter > 0:
+        assert uniform is not None, "jitter needs a source of uniform draws"
+        backoff = wait_jitter(backoff, jitter, uniform)
     return RetryPolicy(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(settings.max_attempts)
         | stop_if_retry_after_exceeds(retry_after_cap),
-        wait=wait_retry_after_or(wait_backoff_power(settings.backoff)),
+        wait=wait_retry_after_or(backoff),
     )

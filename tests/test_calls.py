@@ -13,6 +13,7 @@ import notdiamond
 from tests.fakes import (
     USER,
     FakeProvider,
+    SleepRecorder,
     connect_error,
     raises,
     read_timeout,
@@ -309,3 +310,30 @@ def test_result_is_the_sdks_own(fake, clients, sleeps) -> None:
     assert type(result) is openai.types.chat.ChatCompletion
     assert result.model == "gpt-4o"
     assert result.choices[0].message.content == "hi"
+
+
+# -- optional jitter ---------------------------------------------------------------------------
+def test_jitter_shortens_waits_within_bounds_reproducibly(fake, sleeps) -> None:
+    def waits(seed: int) -> list[float]:
+        local, recorder = FakeProvider(), SleepRecorder()
+        client = local.openai()
+        with notdiamond.init(
+            client, models=["openai/gpt-4o"], max_retries=4, jitter=0.5, seed=seed, sleep=recorder
+        ):
+            local.always("openai/gpt-4o", status(500), n=3)
+            client.chat.completions.create(model="notdiamond", messages=USER)
+        return recorder.waits
+
+    first = waits(1)
+    assert len(first) == 3
+    for k, wait in enumerate(first, start=1):
+        assert 0.5 * 2.0**k < wait <= 2.0**k
+    assert waits(1) == first
+    assert waits(2) != first
+
+
+def test_jitter_never_undercuts_retry_after(fake, clients, sleeps) -> None:
+    notdiamond.init(list(clients), models=TWO, max_retries=2, jitter=1.0, seed=3, sleep=sleeps)
+    fake.script("openai/gpt-4o", status(429, {"retry-after": "3"}))
+    clients[0].chat.completions.create(model="notdiamond", messages=USER)
+    assert sleeps.waits == [3.0]

@@ -97,6 +97,8 @@ def test_models_refused(
         ({"sdk_retries": 1}, TypeError, "True or False"),
         ({"retry_after_cap": -1}, ValueError, "retry_after_cap"),
         ({"observer": "print"}, TypeError, "observer must be callable"),
+        ({"jitter": 1.5}, ValueError, "from 0 \\(off\\) to 1"),
+        ({"jitter": -0.1}, ValueError, "jitter"),
     ],
 )
 def test_settings_refused(
