@@ -47,8 +47,16 @@ PYTEST_OPTIONS: Final = {
     "quick": ["--benchmark-max-time=0.05", "--benchmark-min-rounds=20"],
 }
 PYTEST_ENV: Final = {
-    "full": {"BENCH_HOOK_ROUNDS": "20000", "BENCH_THROUGHPUT_REQUESTS": "400"},
-    "quick": {"BENCH_HOOK_ROUNDS": "2000", "BENCH_THROUGHPUT_REQUESTS": "100"},
+    "full": {
+        "BENCH_HOOK_ROUNDS": "20000",
+        "BENCH_THROUGHPUT_REQUESTS": "400",
+        "BENCH_PAIRED_ROUNDS": "600",
+    },
+    "quick": {
+        "BENCH_HOOK_ROUNDS": "2000",
+        "BENCH_THROUGHPUT_REQUESTS": "100",
+        "BENCH_PAIRED_ROUNDS": "40",
+    },
 }
 REQUESTS: Final = {"full": 2000, "quick": 300}
 
@@ -175,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     runs, original = run_contenders(workload, mode, args.no_original or False)
 
     overhead = report.overhead_rows(benchmarks)
-    metrics = report.overhead_metrics(overhead)
+    paired = report.paired_rows(benchmarks)
+    metrics = report.overhead_metrics(overhead, paired)
     baseline_section: dict[str, Any]
     if BASELINE.exists():
         baseline = json.loads(BASELINE.read_text())
@@ -203,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "overhead_goal_us": report.OVERHEAD_GOAL_US,
         "overhead": overhead,
+        "paired": paired,
         "overhead_median_us": metrics,
         "baseline": baseline_section,
         "hook_profile": profile_hook.where_time_goes(),

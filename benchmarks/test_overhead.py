@@ -2,27 +2,32 @@
 
 Two measurements per mode:
 
-* ``end_to_end``: ``chat.completions.create`` through the in-process fake transport, unpatched vs
-  patched by ``notdiamond.init(..., models=["openai/gpt-4o"])`` and called with
+* ``end_to_end`` (paired): ``chat.completions.create`` through the in-process fake transport,
+  unpatched vs patched by ``notdiamond.init(..., models=["openai/gpt-4o"])`` and called with
   ``model="notdiamond"`` or ``model="gpt-4o"``. This is what a user pays, but it is the difference of
-  two ~500 µs timings, so its noise is of the order of the overhead itself.
+  two ~1-2 ms timings. So the three variants run interleaved, a batch of each per round in rotating
+  order, so that a change of machine load cancels; the overhead is the median of the paired
+  per-call differences, with a bootstrap 95% interval.
 * ``hook``: the library's own cost, isolated. ``client.request(cast_to, options)`` (where every
   ``create`` ends) on a client whose SDK ``request`` is a stub returning a prebuilt completion, so
   no HTTP, parsing or request building is timed. Unpatched, that is the bare stub (~0.1 µs);
   patched, it is the library's whole success path: routing, model choice, the attempt's arguments,
   writing them into the request options, and the call into the SDK.
 
-Async calls run in batches of ``ASYNC_BATCH`` on one reused event loop (one ``run_until_complete``
-per round); the report divides by ``calls_per_round``.
+Async calls run on one reused event loop, in batches inside one ``run_until_complete``; the report
+divides by ``calls_per_round``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+import numpy as np
 import openai
 import pytest
 from openai._models import FinalRequestOptions
@@ -35,6 +40,10 @@ from benchmarks.fake_provider import MESSAGES
 ASYNC_BATCH: Final = 20
 #: Rounds of the hook benchmarks (one call each; ``BENCH_HOOK_ROUNDS`` overrides, for --quick).
 HOOK_ROUNDS: Final = int(os.environ.get("BENCH_HOOK_ROUNDS", "20000"))
+#: Paired end-to-end rounds (``BENCH_PAIRED_ROUNDS``), calls per variant per round, warm-up rounds.
+PAIRED_ROUNDS: Final = int(os.environ.get("BENCH_PAIRED_ROUNDS", "400"))
+PAIRED_BATCH: Final = 5
+PAIRED_WARMUP: Final = 5
 COMPLETION: Final = ChatCompletion.model_validate_json(fake_provider.completion_body())
 VARIANTS: Final = ("unpatched", "notdiamond", "gpt-4o")
 
@@ -55,6 +64,7 @@ class StubbedAsyncOpenAI(openai.AsyncOpenAI):
         return COMPLETION
 
 
+@contextlib.contextmanager
 def _managed(client: Any, variant: str) -> Iterator[str]:
     """Patch ``client`` unless ``variant`` is ``unpatched``; yield the ``model`` argument to send."""
     if variant == "unpatched":
@@ -84,54 +94,94 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     event_loop.close()
 
 
-def _run_async_batch(
+# -- end to end, paired: the three variants interleaved, so that load drift cancels ----------
+
+
+def _timed_sync_batch(create: Callable[..., Any], model: str, stream: bool) -> Callable[[], float]:
+    def run() -> float:
+        started = time.perf_counter()
+        for _ in range(PAIRED_BATCH):
+            if stream:
+                for _chunk in create(model=model, messages=MESSAGES, stream=True):
+                    pass
+            else:
+                create(model=model, messages=MESSAGES)
+        return time.perf_counter() - started
+
+    return run
+
+
+def _timed_async_batch(
     loop: asyncio.AbstractEventLoop, create: Callable[..., Any], model: str
-) -> Callable[[], object]:
-    async def batch() -> object:
-        result = None
-        for _ in range(ASYNC_BATCH):
-            result = await create(model=model, messages=MESSAGES)
-        return result
+) -> Callable[[], float]:
+    async def batch() -> float:
+        started = time.perf_counter()
+        for _ in range(PAIRED_BATCH):
+            await create(model=model, messages=MESSAGES)
+        return time.perf_counter() - started
 
     return lambda: loop.run_until_complete(batch())
 
 
-# -- end to end, through the fake transport ---------------------------------------------------
+@pytest.mark.benchmark(group="end_to_end paired")
+@pytest.mark.parametrize("mode", ["sync", "async", "stream"])
+def test_paired(benchmark: Any, mode: str, loop: asyncio.AbstractEventLoop) -> None:
+    """Per round: a batch of each variant in rotating order; the overhead is the median over
+    rounds of (patched batch - unpatched batch) / batch size, with a bootstrap 95% interval."""
+    if mode == "async":
+        plain: Any = fake_provider.async_openai_client()
+        patched: Any = fake_provider.async_openai_client()
+    else:
+        plain, patched = fake_provider.openai_client(), fake_provider.openai_client()
+    with _managed(patched, "notdiamond"):
+        if mode == "async":
+            batches = {
+                "unpatched": _timed_async_batch(loop, plain.chat.completions.create, "gpt-4o"),
+                "notdiamond": _timed_async_batch(
+                    loop, patched.chat.completions.create, "notdiamond"
+                ),
+                "gpt-4o": _timed_async_batch(loop, patched.chat.completions.create, "gpt-4o"),
+            }
+        else:
+            stream = mode == "stream"
+            batches = {
+                "unpatched": _timed_sync_batch(plain.chat.completions.create, "gpt-4o", stream),
+                "notdiamond": _timed_sync_batch(
+                    patched.chat.completions.create, "notdiamond", stream
+                ),
+                "gpt-4o": _timed_sync_batch(patched.chat.completions.create, "gpt-4o", stream),
+            }
+        order = list(batches)
+        per_call: dict[str, list[float]] = {v: [] for v in order}
 
+        def one_round() -> None:
+            order.append(order.pop(0))  # rotate: no variant always runs first
+            for variant in order:
+                per_call[variant].append(batches[variant]() / PAIRED_BATCH)
 
-@pytest.mark.benchmark(group="end_to_end sync")
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_sync(benchmark: Any, variant: str) -> None:
-    client = fake_provider.openai_client()
-    for model in _managed(client, variant):
-        _tag(benchmark, "end_to_end", "sync", variant)
-        result = benchmark(client.chat.completions.create, model=model, messages=MESSAGES)
-        assert result.choices[0].message.content == "ok"
+        for _ in range(PAIRED_WARMUP):
+            one_round()
+        for times in per_call.values():
+            times.clear()
+        benchmark.pedantic(one_round, rounds=PAIRED_ROUNDS)
 
-
-@pytest.mark.benchmark(group="end_to_end async")
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_async(benchmark: Any, variant: str, loop: asyncio.AbstractEventLoop) -> None:
-    client = fake_provider.async_openai_client()
-    for model in _managed(client, variant):
-        _tag(benchmark, "end_to_end", "async", variant, ASYNC_BATCH)
-        result: Any = benchmark(_run_async_batch(loop, client.chat.completions.create, model))
-        assert result.choices[0].message.content == "ok"
-    loop.run_until_complete(client.close())
-
-
-@pytest.mark.benchmark(group="end_to_end stream")
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_stream(benchmark: Any, variant: str) -> None:
-    client = fake_provider.openai_client()
-    for model in _managed(client, variant):
-        _tag(benchmark, "end_to_end", "stream", variant)
-
-        def stream_all(model: str = model) -> int:
-            stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
-            return sum(1 for _ in stream)
-
-        assert benchmark(stream_all) == 3
+        base = np.array(per_call["unpatched"])
+        rng = np.random.default_rng(0)
+        summary: dict[str, Any] = {"unpatched_median_us": float(np.median(base)) * 1e6}
+        for variant in ("notdiamond", "gpt-4o"):
+            diff = (np.array(per_call[variant]) - base) * 1e6
+            boot = np.median(rng.choice(diff, size=(1000, diff.size)), axis=1)
+            summary[variant] = {
+                "median_us": float(np.median(diff)),
+                "ci95_us": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+                "patched_median_us": float(np.median(per_call[variant])) * 1e6,
+            }
+        benchmark.extra_info.update(
+            kind="paired", mode=mode, rounds=PAIRED_ROUNDS, batch=PAIRED_BATCH, **summary
+        )
+    if mode == "async":
+        loop.run_until_complete(plain.close())
+        loop.run_until_complete(patched.close())
 
 
 # -- the library's own cost: the request hook, with the SDK's request stubbed on both sides -----
@@ -149,11 +199,11 @@ def _options(model: str, stream: bool = False) -> Any:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_hook_sync(benchmark: Any, variant: str) -> None:
     client = StubbedOpenAI(api_key=fake_provider.API_KEY)
-    for model in _managed(client, variant):
+    with _managed(client, variant) as model:
         _tag(benchmark, "hook", "sync", variant)
         result = benchmark.pedantic(
             client.request,
-            setup=lambda: ((ChatCompletion, _options(model)), {}),  # noqa: B023
+            setup=lambda: ((ChatCompletion, _options(model)), {}),
             rounds=HOOK_ROUNDS,
             warmup_rounds=HOOK_ROUNDS // 10,
         )
@@ -164,11 +214,11 @@ def test_hook_sync(benchmark: Any, variant: str) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_hook_stream(benchmark: Any, variant: str) -> None:
     client = StubbedOpenAI(api_key=fake_provider.API_KEY)
-    for model in _managed(client, variant):
+    with _managed(client, variant) as model:
         _tag(benchmark, "hook", "stream", variant)
         result = benchmark.pedantic(
             client.request,
-            setup=lambda: ((ChatCompletion, _options(model, stream=True)), {"stream": True}),  # noqa: B023
+            setup=lambda: ((ChatCompletion, _options(model, stream=True)), {"stream": True}),
             rounds=HOOK_ROUNDS,
             warmup_rounds=HOOK_ROUNDS // 10,
         )
@@ -186,11 +236,11 @@ def test_hook_async(benchmark: Any, variant: str, loop: asyncio.AbstractEventLoo
             result = await client.request(ChatCompletion, each)
         return result
 
-    for model in _managed(client, variant):
+    with _managed(client, variant) as model:
         _tag(benchmark, "hook", "async", variant, ASYNC_BATCH)
         result = benchmark.pedantic(
             lambda options: loop.run_until_complete(batch(options)),
-            setup=lambda: (([_options(model) for _ in range(ASYNC_BATCH)],), {}),  # noqa: B023
+            setup=lambda: (([_options(model) for _ in range(ASYNC_BATCH)],), {}),
             rounds=HOOK_ROUNDS // ASYNC_BATCH,
             warmup_rounds=HOOK_ROUNDS // ASYNC_BATCH // 10,
         )
