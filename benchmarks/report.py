@@ -210,6 +210,55 @@ def _paired_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _at_a_glance(results: Mapping[str, Any]) -> list[str]:
+    """The headline: the library's cost against the goal, and one line per scenario."""
+    lines = ["## At a glance", ""]
+    hook = {
+        row["mode"]: max(row.get(f"overhead_{v}_median_us", 0.0) for v in PATCHED)
+        for row in results["overhead"]
+        if row["measure"] == "hook"
+    }
+    if hook:
+        worst = max(hook.values())
+        per_mode = ", ".join(f"{mode} {cost:.1f} µs" for mode, cost in sorted(hook.items()))
+        verdict = (
+            f"within the {OVERHEAD_GOAL_US:g} µs goal"
+            if worst <= OVERHEAD_GOAL_US
+            else f"**above the {OVERHEAD_GOAL_US:g} µs goal**"
+        )
+        lines += [f"- The library's own cost per successful call: {per_mode}: {verdict}."]
+        paired = results.get("paired", [])
+        if paired:
+            calls = ", ".join(f"{r['mode']} {r['unpatched_median_us']:.0f} µs" for r in paired)
+            lines += [
+                f"- A call through the in-process fake transport costs {calls} here, so that is "
+                f"{worst / max(r['unpatched_median_us'] for r in paired):.1%} to "
+                f"{worst / min(r['unpatched_median_us'] for r in paired):.1%} of the round trip "
+                "before any network time."
+            ]
+    lines += ["", "Per scenario: success rate / p99 latency (s) / HTTP requests per request.", ""]
+    contenders = list(
+        dict.fromkeys(c for s in results["scenarios"].values() for c in s["contenders"])
+    )
+    lines += [
+        "| scenario | " + " | ".join(contenders) + " |",
+        "|---|" + "---:|" * len(contenders),
+    ]
+    for name, scenario in results["scenarios"].items():
+        cells = []
+        for contender in contenders:
+            s = scenario["contenders"].get(contender)
+            cells.append(
+                "n/a"
+                if s is None
+                else f"{s['success_rate']:.1%} / {s['latency_p99_s']:.1f} / "
+                f"{s['amplification_mean']:.2f}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None) -> None:
     env = results["environment"]
     lines = [
@@ -232,6 +281,7 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
             "",
         ]
 
+    lines += _at_a_glance(results)
     lines += ["## Success-path overhead per call", ""]
     lines += [
         "**The library's own cost** (`hook`): `client.request(...)` with the SDK's request stubbed "
