@@ -401,9 +401,13 @@ class Checker:
         )
 
     # 5 ------------------------------------------------------------------------------------
-    def wait_pairs(self) -> list[tuple[float, float, bool, str]]:
-        """(expected, observed, governed by Retry-After, kind) for every gap between attempts."""
+    def wait_pairs(self) -> list[tuple[float, float, bool, str, float, float]]:
+        """(expected, observed, governed by Retry-After, kind, low, high) for every gap between two
+        attempts of a request. ``expected`` is the wait without jitter; with jitter ``j`` the
+        runtime may shorten the backoff part to ``backoff ** k * (1 - j * u)``, so the wait lies
+        in ``[low, high]``."""
         backoffs = self.s.backoffs
+        jitter = self.s.jitter
         out = []
         for recs in self.http.values():
             attempt = 0
@@ -412,43 +416,66 @@ class Checker:
                 if nxt.key == prev.key:
                     attempt += 1
                     base = backoffs[prev.key] ** attempt
-                    ra = prev.retry_after
-                    expected = base if ra is None else max(base, ra)
-                    out.append((expected, gap, ra is not None and ra > base, "retry"))
+                    ra = prev.retry_after or 0.0
+                    expected = max(base, ra)
+                    low = max(base * (1 - jitter), ra)
+                    out.append((expected, gap, ra > base * (1 - jitter), "retry", low, expected))
                 else:
                     attempt = 0
-                    out.append((0.0, gap, False, "fallback"))
+                    out.append((0.0, gap, False, "fallback", 0.0, 0.0))
         return out
 
     def backoff_waits(self) -> CheckResult:
         pairs = self.wait_pairs()
         below, above = self.tolerance
-        bad = [(e, o) for e, o, _, _ in pairs if o < e - below or o > e + above]
-        worst = max((abs(o - e) for e, o, _, _ in pairs), default=0.0)
+        jitter = self.s.jitter
+        bad = [(e, o) for e, o, _, _, lo, hi in pairs if o < lo - below or o > hi + above]
+        worst = max((max(lo - o, o - hi, 0.0) for _, o, _, _, lo, hi in pairs), default=0.0)
         retry_after = sum(1 for p in pairs if p[2])
         retries = sum(1 for p in pairs if p[3] == "retry")
-        rel = [o / e - 1 for e, o, _, k in pairs if k == "retry" and e > 0]
+        rel = [o / e - 1 for e, o, _, k, _, _ in pairs if k == "retry" and e > 0]
+        details: dict[str, Any] = {
+            "outside_tolerance": len(bad),
+            "examples": [{"expected": e, "observed": o} for e, o in bad[:8]],
+            "retry_after_governed": retry_after,
+            "tolerance_s": [below, above],
+            "mean_relative_deviation": (sum(rel) / len(rel)) if rel else None,
+        }
+        statistic, p_value, method = worst, None, "exact"
+        ks_note = ""
+        passed = not bad and retries > 0
+        if jitter > 0:
+            # the jitter's draws, recovered from the waits Retry-After did not set: U[0, 1)
+            u = [
+                (1 - o / e) / jitter
+                for e, o, governed, k, _, _ in pairs
+                if k == "retry" and not governed and e > 0
+            ]
+            if len(u) >= 2:
+                ks = stats.kstest(u, "uniform")
+                statistic, p_value, method = float(ks.statistic), float(ks.pvalue), "KS + bounds"
+                passed = passed and p_value >= power.ALPHA
+                ks_note = f"; KS of the jitter draws vs U[0,1): D={statistic:.4f}, p={p_value:.3g}, n={len(u)}"
+                details["ks_n"] = len(u)
+            details["jitter"] = f"backoff ** k * (1 - {jitter:g} * u), u ~ U[0, 1)"
+        else:
+            details["jitter"] = "none configured: every wait is compared exactly"
+        bounds = "inside the jitter bounds" if jitter > 0 else "exact"
         return self.result(
             "backoff_waits",
-            passed=not bad and retries > 0,
-            statistic=worst,
-            p_value=None,
+            passed=passed,
+            statistic=statistic,
+            p_value=p_value,
             n=len(pairs),
-            method="exact",
+            method=method,
             exercised=retries > 0,
             summary=(
                 f"{retries} waits before a retry ({retry_after} set by Retry-After) and "
-                f"{len(pairs) - retries} fallbacks; largest deviation {worst * 1000:.3f} ms; "
-                f"{len(bad)} outside [-{below * 1000:g}, +{above * 1000:g}] ms"
+                f"{len(pairs) - retries} fallbacks, {bounds}; largest deviation "
+                f"{worst * 1000:.3f} ms; {len(bad)} outside [-{below * 1000:g}, +{above * 1000:g}] ms"
+                + ks_note
             ),
-            details={
-                "outside_tolerance": len(bad),
-                "examples": [{"expected": e, "observed": o} for e, o in bad[:8]],
-                "retry_after_governed": retry_after,
-                "tolerance_s": [below, above],
-                "mean_relative_deviation": (sum(rel) / len(rel)) if rel else None,
-                "jitter": "none offered by the runtime: every wait is compared exactly",
-            },
+            details=details,
         )
 
     # 6 ------------------------------------------------------------------------------------

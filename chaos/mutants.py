@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,9 +63,9 @@ def _extra_retry() -> Iterator[dict[str, Any]]:
 
     original = _policy.build_policy
 
-    def build(settings: Any, *, retry_after_cap: float) -> Any:
+    def build(settings: Any, **kwargs: Any) -> Any:
         more = dataclasses.replace(settings, max_attempts=settings.max_attempts + 1)
-        return original(more, retry_after_cap=retry_after_cap)
+        return original(more, **kwargs)
 
     # the manager builds one policy per model with the name it imported
     setattr(_manager, "build_policy", build)  # noqa: B010
@@ -89,6 +90,26 @@ def _backoff_off() -> Iterator[dict[str, Any]]:
         yield {}
     finally:
         _policy.wait_backoff_power.__call__ = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _jitter_skewed() -> Iterator[dict[str, Any]]:
+    """The jitter draws ``sqrt(u)`` instead of ``u``: waits stay inside the bounds, but the jitter
+    is no longer uniform (only the Kolmogorov-Smirnov test can see it)."""
+    from notdiamond import _policy
+
+    original = _policy.wait_jitter.__call__
+
+    def skewed(self: Any, retry_state: Any) -> float:
+        return float(self.base(retry_state)) * (
+            1.0 - float(self.jitter) * math.sqrt(self.uniform())
+        )
+
+    _policy.wait_jitter.__call__ = skewed  # type: ignore[method-assign]
+    try:
+        yield {}
+    finally:
+        _policy.wait_jitter.__call__ = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -136,6 +157,13 @@ MUTANTS: dict[str, Mutant] = {
             _extra_retry,
         ),
         Mutant("backoff_off", "backoff 10% too long", "flaky-5xx", "backoff_waits", _backoff_off),
+        Mutant(
+            "jitter_skewed",
+            "jitter drawn as sqrt(u), not uniform (waits stay inside the bounds)",
+            "jittered-backoff",
+            "backoff_waits",
+            _jitter_skewed,
+        ),
         Mutant(
             "sdk_retries_on",
             "the SDK's own retries left on",

@@ -42,7 +42,7 @@ _TOP_FIELDS: Final = {
     "server",
     "selector_draws",
 }
-_CONFIG_FIELDS: Final = {"models", "max_retries", "timeout", "backoff", "retry_after_cap"}
+_CONFIG_FIELDS: Final = {"models", "max_retries", "timeout", "backoff", "retry_after_cap", "jitter"}
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
 
@@ -105,6 +105,10 @@ class Scenario:
     @property
     def retry_after_cap(self) -> float:
         return float(self.config.get("retry_after_cap", 60.0))
+
+    @property
+    def jitter(self) -> float:
+        return float(self.config.get("jitter", 0.0))
 
     @property
     def weighted(self) -> bool:
@@ -277,6 +281,11 @@ def _validate_with_runtime(scenario: Scenario) -> None:
         )
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
+    jitter = scenario.config.get("jitter", 0.0)
+    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
+        raise _fail(
+            scenario.source, f"config.jitter: a fraction from 0 (off) to 1, got {jitter!r}."
+        )
     cap = scenario.config.get("retry_after_cap", 60.0)
     if isinstance(cap, bool) or not isinstance(cap, int | float) or cap < 0:
         raise _fail(scenario.source, f"config.retry_after_cap: seconds >= 0, got {cap!r}.")

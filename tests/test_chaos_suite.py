@@ -23,6 +23,7 @@ REQUIRED_SCENARIOS = {
     "weighted-failing",
     "async-concurrent",
     "e2e-loopback",
+    "jittered-backoff",
 }
 
 
