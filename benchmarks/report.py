@@ -236,6 +236,9 @@ def _at_a_glance(results: Mapping[str, Any]) -> list[str]:
                 f"{worst / min(r['unpatched_median_us'] for r in paired):.1%} of the round trip "
                 "before any network time."
             ]
+    original = results.get("original_sdk", {})
+    if original.get("status") != "ok":
+        lines += [f"- **notdiamond 0.4.12 was not run**: {original.get('reason', 'unknown')}."]
     lines += ["", "Per scenario: success rate / p99 latency (s) / HTTP requests per request.", ""]
     contenders = list(
         dict.fromkeys(c for s in results["scenarios"].values() for c in s["contenders"])
