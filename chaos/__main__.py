@@ -78,6 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write every attempt (virtual time, request, model, provider, outcome, wait "
+        "before it, the runtime's decision) as JSON lines, one file per run",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -98,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else (DEFAULT_SEED if args.seed is None else args.seed)
     )
     jobs = build_jobs(scenarios, seed, quick=args.quick, mutants=not args.no_mutants)
+    if args.traces is not None:
+        for job in jobs:
+            job.trace_dir = str(args.traces)
     cpus = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )

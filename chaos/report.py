@@ -494,7 +494,8 @@ def write_summary(
     L.append("")
     L.append(
         "Statistic: chi-square for weights, the observed success rate for `success_rate`, the number of "
-        "violations for the exact checks, the largest deviation in seconds for `backoff_waits`."
+        "violations for the exact checks, the largest deviation in seconds for `backoff_waits` (the "
+        "Kolmogorov-Smirnov D of the jitter draws when the scenario sets `jitter`)."
     )
     L.append("")
     for r in main:

@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import power
@@ -47,6 +48,8 @@ class Job:
     #: Checks to run (default: the scenario's).
     checks: tuple[str, ...] | None = None
     quick: bool = False
+    #: Write the run's attempt trace here as JSON lines (``--traces DIR``).
+    trace_dir: str | None = None
 
     @property
     def label(self) -> str:
@@ -458,6 +461,10 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
             SERVER_WAIT_TOLERANCE[0] / scenario.time_scale,
             SERVER_WAIT_TOLERANCE[1] / scenario.time_scale,
         )
+    if job.trace_dir:
+        write_trace(
+            Path(job.trace_dir) / f"{job.label.replace(' ', '_').replace(':', '')}.jsonl", trace
+        )
     checker = Checker(scenario, trace, job.seed, tolerance=tolerance)
     names = job.checks or scenario.checks
     results = checker.run(names)
@@ -479,6 +486,42 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
         plot,
         trace.max_in_flight,
     )
+
+
+def write_trace(path: Path, trace: Trace) -> None:
+    """One JSON line per attempt: what the provider saw, joined with what the runtime reported."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    reported = trace.attempts_by_request()
+    with path.open("w", encoding="utf-8") as f:
+        for request, recs in sorted(trace.http_by_request().items()):
+            atts = reported.get(request, [])
+            previous_end = None
+            for i, rec in enumerate(recs):
+                att = atts[i] if i < len(atts) else None
+                f.write(
+                    json.dumps(
+                        {
+                            "request": request,
+                            "t": round(rec.start, 6),
+                            "t_end": round(rec.end, 6),
+                            "model": rec.key,
+                            "provider": rec.provider,
+                            "attempt": att.attempt if att else None,
+                            "outcome": rec.outcome,
+                            "source": rec.source,
+                            "retry_after": rec.retry_after,
+                            "wait_before": None
+                            if previous_end is None
+                            else round(rec.start - previous_end, 6),
+                            "runtime_wait_before": att.wait_before if att else None,
+                            "decision": att.decision if att else None,
+                        }
+                    )
+                    + "\n"
+                )
+                previous_end = rec.end
 
 
 def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[CheckResult]:

@@ -99,3 +99,32 @@ def test_a_failing_check_makes_the_run_fail(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "results.json").read_text())
     assert any(c["name"] == "backoff_waits" and not c["passed"] for c in data["checks"])
     assert "What failed" in (tmp_path / "summary.md").read_text()
+
+
+def test_every_attempt_is_traced(tmp_path: Path) -> None:
+    code = main(
+        [
+            "--scenario",
+            "rate-limited",
+            "--quick",
+            "--out",
+            str(tmp_path / "r"),
+            "--no-plots",
+            "--no-mutants",
+            "--workers",
+            "1",
+            "--traces",
+            str(tmp_path / "t"),
+        ]
+    )
+    assert code == 0
+    lines = [
+        json.loads(x) for x in (tmp_path / "t" / "rate-limited.jsonl").read_text().splitlines()
+    ]
+    assert {"t", "request", "model", "provider", "outcome", "wait_before", "decision"} <= set(
+        lines[0]
+    )
+    waited = [x for x in lines if x["wait_before"]]
+    assert waited
+    # what the provider saw between two attempts is what the runtime said it would wait
+    assert all(abs(x["wait_before"] - x["runtime_wait_before"]) < 1e-6 for x in waited)
