@@ -273,7 +273,23 @@ class Checker:
                 f"remaining weights renormalised: chi2={total_stat:.2f} (df {total_df}), p={p_all:.3g}"
                 + (f"; {stray} draws of models that could not be drawn" if stray else "")
             ),
-            details={"groups": per_group, "df": total_df, "stray_draws": stray},
+            details={
+                "groups": per_group,
+                "df": total_df,
+                "stray_draws": stray,
+                "detectable_delta": (
+                    power.detectable_delta(
+                        list(
+                            normalised(
+                                {k: w for k, w in self.weights.items() if k not in main["failed"]}
+                            ).values()
+                        ),
+                        main["n"],
+                    )
+                    if main is not None
+                    else None
+                ),
+            },
         )
 
     # 3 ------------------------------------------------------------------------------------

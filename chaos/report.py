@@ -173,34 +173,40 @@ def _plot_weights(
         return None
     cols = 2
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.0 * rows), squeeze=False)
     for ax, (title, table, passed) in zip(axes.flat, panels, strict=False):
-        models = [row["model"] for row in table]
-        obs = [row["observed"] for row in table]
-        exp = [row["expected"] for row in table]
-        lo = [row["observed"] - row["ci99"][0] for row in table]
-        hi = [row["ci99"][1] - row["observed"] for row in table]
-        x = range(len(models))
-        ax.bar([i - 0.2 for i in x], exp, width=0.4, color="#cccccc", label="expected (weights)")
-        ax.bar(
-            [i + 0.2 for i in x],
-            obs,
-            width=0.4,
-            color="#1f77b4" if passed else "#d62728",
+        labels = [
+            f"{row['model']}\n{row['expected']:.3f} expected\n{row['observed']:.4f} observed"
+            for row in table
+        ]
+        dev = [100 * (row["observed"] - row["expected"]) for row in table]
+        lo = [100 * (row["observed"] - row["ci99"][0]) for row in table]
+        hi = [100 * (row["ci99"][1] - row["observed"]) for row in table]
+        x = list(range(len(table)))
+        ax.axhspan(-1, 1, color="#dddddd", label="±1 point (what the sample size is powered for)")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.errorbar(
+            x,
+            dev,
             yerr=[lo, hi],
-            capsize=4,
-            label="observed, 99% CI",
+            fmt="o",
+            capsize=5,
+            color="#1f77b4" if passed else "#d62728",
+            label="observed - expected, 99% CI",
         )
-        for i, (o, e) in enumerate(zip(obs, exp, strict=True)):
-            ax.text(i + 0.2, o + 0.02, f"{o:.3f}", ha="center", fontsize=8)
-            ax.text(i - 0.2, e + 0.02, f"{e:.3f}", ha="center", fontsize=8, color="#555555")
-        ax.set_xticks(list(x), models, fontsize=8)
-        ax.set_ylim(0, 1.05)
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xlim(-0.5, len(table) - 0.5)
+        span = max([3.0, *(abs(d) + h for d, h in zip(dev, hi, strict=True))])
+        ax.set_ylim(-span * 1.15, span * 1.15)
+        ax.set_ylabel("points", fontsize=8)
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=6, loc="upper right")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle("Observed vs expected model shares (Wilson 99% intervals)", fontsize=11)
+    fig.suptitle(
+        "Model shares: observed minus expected weight, in percentage points (Wilson 99% intervals)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(out / "weights.png", dpi=110)
     plt.close(fig)
@@ -340,26 +346,52 @@ def _plot_waits(
     out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
 ) -> str | None:
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 6))
-    any_points = False
-    for r in sorted(results, key=lambda r: r.scenario):
-        if r.mutant is not None:
-            continue
-        pairs = r.plot.get("waits", [])
-        if not pairs:
-            continue
-        any_points = True
-        ax.scatter([p[0] for p in pairs], [p[1] for p in pairs], s=8, alpha=0.5, label=r.scenario)
-    if not any_points:
-        plt.close(fig)
+    main = sorted(
+        (r for r in results if r.mutant is None and r.plot.get("waits")), key=lambda r: r.scenario
+    )
+    if not main:
         return None
+    jittered = [r for r in main if r.plot.get("jitter_draws")]
+    fig, axes = plt.subplots(
+        1, 2 if jittered else 1, figsize=(13 if jittered else 7, 5.6), squeeze=False
+    )
+    ax = axes[0][0]
+    for r in main:
+        pairs = r.plot["waits"]
+        ax.scatter([p[0] for p in pairs], [p[1] for p in pairs], s=8, alpha=0.5, label=r.scenario)
     lim = ax.get_xlim()[1]
     ax.plot([0, lim], [0, lim], color="black", linewidth=0.8, label="observed = expected")
+    for r in jittered:
+        j = scenarios[r.scenario].jitter
+        ax.plot(
+            [0, lim],
+            [0, lim * (1 - j)],
+            color="black",
+            linewidth=0.8,
+            linestyle="--",
+            label=f"lower bound with jitter {j:g}",
+        )
     ax.set_xlabel("expected wait: max(backoff ** k, Retry-After), 0 for a fallback (s)")
     ax.set_ylabel("observed gap between attempts at the provider (s)")
-    ax.set_title("Every wait between attempts, virtual time (e2e: scaled real time)", fontsize=10)
+    ax.set_title("Every wait between attempts (virtual time; e2e: scaled real time)", fontsize=10)
     ax.legend(fontsize=7)
+    if jittered:
+        ax2 = axes[0][1]
+        for r in jittered:
+            u = np.sort(np.asarray(r.plot["jitter_draws"]))
+            ecdf = np.arange(1, len(u) + 1) / len(u)
+            ax2.step(u, ecdf, where="post", label=f"{r.scenario} (n={len(u)})")
+        ax2.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--", label="U[0, 1)")
+        ax2.set_xlabel("jitter draw u recovered from the wait: (1 - wait / backoff ** k) / jitter")
+        ax2.set_ylabel("empirical CDF")
+        ks = [c for r in jittered for c in r.checks if c.name == "backoff_waits"]
+        note = ", ".join(
+            f"KS D={c.statistic:.4f}, p={c.p_value:.3g}" for c in ks if c.p_value is not None
+        )
+        ax2.set_title(f"Jitter draws vs uniform ({note})", fontsize=10)
+        ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "waits.png", dpi=110)
     plt.close(fig)
@@ -488,7 +520,7 @@ def write_summary(
     for c in checks:
         L.append(
             f"| {c.scenario} | {c.name} | {c.path} | {c.method} | {_fmt(c.statistic)} | {_fmt(c.p_value)} | "
-            f"{c.n:,} | {_fmt(c.required_n) if c.required_n else '—'} | {c.seed} | "
+            f"{c.n:,} | {f'{c.required_n:,}' if c.required_n else '—'} | {c.seed} | "
             f"{'pass' if c.passed else '**FAIL**'}{'' if c.exercised else ' (not exercised)'} |"
         )
     L.append("")

@@ -640,6 +640,16 @@ def plot_extract(scenario: Scenario, trace: Trace, checker: Checker) -> dict[str
             }
         )
     pairs = checker.wait_pairs()
+    jitter = scenario.jitter
+    draws = []
+    if jitter > 0:
+        draws = [
+            (1 - o / e) / jitter
+            for e, o, governed, k, _, _ in pairs
+            if k == "retry" and not governed and e > 0
+        ]
+        if len(draws) > 4000:
+            draws = rng.sample(draws, 4000)
     if len(pairs) > 3000:
         pairs = rng.sample(pairs, 3000)
     dists = {}
@@ -650,7 +660,13 @@ def plot_extract(scenario: Scenario, trace: Trace, checker: Checker) -> dict[str
             "b": f.latency.b,
             "timeout": scenario.timeouts[key],
         }
-    return {"latencies": latencies, "timeline": timeline, "waits": pairs, "latency_model": dists}
+    return {
+        "latencies": latencies,
+        "timeline": timeline,
+        "waits": pairs,
+        "jitter_draws": draws,
+        "latency_model": dists,
+    }
 
 
 # -- many jobs -----------------------------------------------------------------------------
