@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patching
 from ._config import Config, ModelSettings
-from ._pipeline import AttemptEvent, Call, run_async, run_sync
+from ._pipeline import AttemptEvent, Call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
@@ -24,10 +24,8 @@ Observer = Callable[[AttemptEvent], object]
 class BaseRetryWrapper:
     """Serves one client: routes its chat completions and sends each attempt to it."""
 
-    # Defined by the sync and async subclasses.
+    #: Sends one attempt; defined by the sync and async subclasses.
     _default_create: Callable[..., Any]
-    run_sync: Callable[..., Any]
-    run_async: Callable[..., Any]
 
     def __init__(self, manager: RetryManager, client: Any, provider: Provider) -> None:
         self._manager = manager
@@ -41,6 +39,9 @@ class BaseRetryWrapper:
         for key, settings in manager.settings.items():
             if settings.provider == provider:
                 self._routes.setdefault(settings.model, key)
+        self._selector = manager._selector
+        if self._selector.fixed_first is not None:  # a list: "notdiamond" is always its head
+            self._routes["notdiamond"] = self._selector.fixed_first
 
     def route(self, options: FinalRequestOptions) -> str | None:
         """The first model key of a managed call, or ``None`` to pass the request through."""
@@ -50,12 +51,15 @@ class BaseRetryWrapper:
         if not isinstance(body, dict):
             return None
         model = body.get("model")
-        if model == "notdiamond":
-            return self._manager._selector.first()
-        return self._routes.get(model) if isinstance(model, str) else None
+        if not isinstance(model, str):
+            return None
+        key = self._routes.get(model)
+        if key is None and model == "notdiamond":
+            return self._selector.first()  # a weighted draw
+        return key
 
     def _settings(self, name: str) -> ModelSettings:
-        key = self._routes.get(name)
+        key = self._routes.get(name) if name != "notdiamond" else None
         if key is None:
             raise ValueError(
                 f"{name!r} is not a configured model; configured: {list(self._manager.settings)}."
@@ -86,11 +90,6 @@ class RetryWrapper(BaseRetryWrapper):
             client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
         )
 
-    def run_sync(
-        self, client: Any, key: str, cast_to: Any, options: Any, stream: bool, stream_cls: Any
-    ) -> Any:
-        return run_sync(Call(self, client, key, cast_to, options, stream, stream_cls))
-
 
 class AsyncRetryWrapper(BaseRetryWrapper):
     """Wrapper of an async client (``AsyncOpenAI``, ``AsyncAzureOpenAI``)."""
@@ -102,11 +101,6 @@ class AsyncRetryWrapper(BaseRetryWrapper):
         return await self._request(
             client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
         )
-
-    async def run_async(
-        self, client: Any, key: str, cast_to: Any, options: Any, stream: bool, stream_cls: Any
-    ) -> Any:
-        return await run_async(Call(self, client, key, cast_to, options, stream, stream_cls))
 
 
 class RetryManager:

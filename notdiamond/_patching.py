@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from openai import AsyncOpenAI
 
+from ._pipeline import Call, run_async, run_sync
+
 if TYPE_CHECKING:
     from ._manager import BaseRetryWrapper
 
@@ -30,14 +32,6 @@ class Slot:
         self.wrapper: BaseRetryWrapper | None = wrapper
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
-
-    def route(self, options: Any) -> tuple[BaseRetryWrapper, str] | None:
-        """The serving wrapper and first model key if it manages this request, else ``None``."""
-        wrapper = self.wrapper  # read once: close() may clear it from another thread
-        if wrapper is None:
-            return None
-        key = wrapper.route(options)
-        return None if key is None else (wrapper, key)
 
     def adopt(self, copy: Any) -> None:
         copy.__dict__[SLOT_ATTR] = self
@@ -103,10 +97,10 @@ def _make_patched_class(base: Any) -> type:
             self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
         ) -> Any:
             slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            managed = slot.route(options) if slot is not None else None
-            if managed is not None:
-                return await managed[0].run_async(
-                    self, managed[1], cast_to, options, stream, stream_cls
+            wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
+            if wrapper is not None and (key := wrapper.route(options)) is not None:
+                return await run_async(
+                    Call(wrapper, self, key, cast_to, options, stream, stream_cls)
                 )
             return await base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
@@ -116,9 +110,9 @@ def _make_patched_class(base: Any) -> type:
             self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
         ) -> Any:
             slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            managed = slot.route(options) if slot is not None else None
-            if managed is not None:
-                return managed[0].run_sync(self, managed[1], cast_to, options, stream, stream_cls)
+            wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
+            if wrapper is not None and (key := wrapper.route(options)) is not None:
+                return run_sync(Call(wrapper, self, key, cast_to, options, stream, stream_cls))
             return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
     namespace = {

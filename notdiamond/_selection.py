@@ -17,6 +17,9 @@ from typing import Protocol
 class ModelSelector(Protocol):
     """Chooses model keys for one call."""
 
+    #: The first model when it never varies (a priority list), else ``None``.
+    fixed_first: str | None
+
     def first(self) -> str:
         """The model a ``model="notdiamond"`` call tries first."""
         ...
@@ -31,6 +34,7 @@ class PriorityOrder:
 
     def __init__(self, order: tuple[str, ...]) -> None:
         self.order = order
+        self.fixed_first: str | None = order[0]
 
     def first(self) -> str:
         return self.order[0]
@@ -58,6 +62,7 @@ class WeightedDraw:
         self._cumulative = tuple(accumulate(self.weights))
         self._rng = rng
         self._lock = threading.Lock()
+        self.fixed_first: str | None = None
 
     def _draw(self, keys: tuple[str, ...], cumulative: tuple[float, ...]) -> str:
         with self._lock:
