@@ -62,8 +62,8 @@ class Config:
         return frozenset(s.provider for s in self.settings.values())
 
 
-def parse_model_key(text: object, *, where: str) -> ModelKey:
-    """Parse ``<provider>/<model>`` or raise an error that shows the expected form."""
+def check_key_form(text: object, *, where: str) -> str:
+    """Return ``text`` if it has the form ``<provider>/<model>``, else raise showing that form."""
     if not isinstance(text, str):
         raise TypeError(
             f"{where}: model keys are strings of the form '<provider>/<model>', "
@@ -75,6 +75,12 @@ def parse_model_key(text: object, *, where: str) -> ModelKey:
         raise ValueError(
             f"{where}: {text!r} is not a model key. Use the full form '<provider>/<model>'{hint}."
         )
+    return text
+
+
+def parse_model_key(text: object, *, where: str) -> ModelKey:
+    """Parse ``<provider>/<model>`` for a supported provider, or raise naming the fix."""
+    provider, _, model = check_key_form(text, where=where).partition("/")
     if provider not in PROVIDERS:
         raise ValueError(
             f"{where}: {text!r} names provider {provider!r}; notdiamond supports "
@@ -147,7 +153,7 @@ class _PerModel(Generic[T]):
             )
         if isinstance(raw, Mapping):
             for key, value in raw.items():
-                canonical = str(parse_model_key(key, where=name))
+                canonical = check_key_form(key, where=name)
                 if canonical not in configured:
                     logger.warning(
                         "notdiamond.init: %s has an entry for %r, which is not among the "

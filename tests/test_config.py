@@ -250,3 +250,12 @@ def test_init_signature_keeps_the_seeds_defaults() -> None:
         "async_mode": False,
         "backoff": 2.0,
     }
+
+
+def test_shared_settings_may_name_other_providers(
+    fake: FakeProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
+    notdiamond.init(
+        fake.openai(), models=M, timeout={"openai/gpt-4o": 5.0, "anthropic/claude": 9.0}
+    )
+    assert any("'anthropic/claude'" in r.getMessage() for r in nd_logs.records)
