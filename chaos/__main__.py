@@ -57,6 +57,16 @@ def build_jobs(
     return jobs
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished workers (0 where the platform cannot tell)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -147,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_name = {s.name: s for s in scenarios}
     plots = [] if args.no_plots else plot_all(out, results, by_name)
     wall = time.perf_counter() - started
+    cpu = _cpu_seconds()
     main_results = [r for r in results if r.mutant is None]
     info = run_info(
         command=" ".join(["python -m chaos", *(sys.argv[1:] if argv is None else argv)]),
@@ -155,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         random_seed=args.random_seed,
         quick=args.quick,
         wall_s=round(wall, 1),
+        cpu_s=round(cpu, 1),
         workers=workers,
         cpus=cpus,
         requests=sum(r.n for r in results),
