@@ -38,12 +38,9 @@ def build_jobs(
             s = by_name.get(m.scenario)
             if s is None:
                 continue
-            if quick:
-                n = s.traffic.quick_n
-            elif m.delta is not None and s.weights is not None:
-                n = power.chi2_sample_size(s.weights, delta=m.delta)
-            else:
-                n = m.n
+            # a statistical mutant's full size is minutes of SDK calls: --quick relies on its
+            # selector-path check; exact ones are cheap and keep their size
+            n = s.traffic.quick_n if quick and m.delta is not None else m.size(s)
             jobs.append(
                 Job(
                     s,

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from . import power
+from .scenario import Scenario
+
 #: How far the skewed-weights mutant moves the first weight (in probability).
 SKEW = 0.02
 
@@ -28,11 +31,63 @@ class Mutant:
     patch: Callable[[], contextlib.AbstractContextManager[dict[str, Any]]]
     #: The size of the deviation for a statistical check (sizes the run by power analysis).
     delta: float | None = None
-    #: Requests for an exact check (enough to exercise it many times over).
+    #: The chance that one request shows the broken behaviour (sizes an exact check's run).
+    exercised: Callable[[Scenario], float] | None = None
+    #: Requests when neither applies (e.g. an outage window that every run crosses).
     n: int = 600
 
     def apply(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
         return self.patch()
+
+    def size(self, scenario: Scenario) -> int:
+        """Requests for this mutant's run.
+
+        Statistical: the power analysis for the mutant's own deviation. Exact: enough requests that
+        the broken behaviour shows at least once with probability ``1 - MISS`` (at least
+        ``MIN_N``), from the scenario's fault rates.
+        """
+        if self.delta is not None and scenario.weights is not None:
+            return power.chi2_sample_size(scenario.weights, delta=self.delta)
+        if self.exercised is not None:
+            p = self.exercised(scenario)
+            if 0 < p < 1:
+                return max(MIN_N, math.ceil(math.log(MISS) / math.log1p(-p)))
+            if p >= 1:
+                return MIN_N
+        return self.n
+
+
+#: An exact check's mutant run misses the broken behaviour with at most this probability.
+MISS = 1e-6
+MIN_N = 100
+
+
+def _first_transient(scenario: Scenario) -> float:
+    """P(the first attempt of a request fails transiently): a retry (and a wait) follows."""
+    key = scenario.first_key() or scenario.order[0]
+    t, _ = scenario.providers[key].p_attempt(scenario.timeouts[key], scenario.retry_after_cap)
+    return t
+
+
+def _exhausts_first(scenario: Scenario) -> float:
+    """P(a request's first model fails every allowed attempt transiently): an extra retry shows."""
+    key = scenario.first_key() or scenario.order[0]
+    t, _ = scenario.providers[key].p_attempt(scenario.timeouts[key], scenario.retry_after_cap)
+    return float(t ** scenario.max_attempts[key])
+
+
+def _ks_detects(scenario: Scenario) -> float:
+    """Per request, the share of the draws the KS test needs to see ``sqrt(u)`` (D = 0.25).
+
+    With ``m`` draws the test rejects at alpha = 0.001 once ``1.95 / sqrt(m)`` plus the DKW margin
+    for 99% power, ``sqrt(ln(200) / (2 m))``, is below 0.25: ``m >= 205``. A request gives about
+    ``P(first attempt fails transiently)`` draws; returned as the chance that makes ``size`` ask
+    for that many requests.
+    """
+    m = math.ceil(((1.95 + math.sqrt(math.log(200) / 2)) / 0.25) ** 2)
+    requests = m / max(_first_transient(scenario), 1e-9)
+    # size() asks for ln(MISS) / ln(1 - p) requests: solve for p
+    return -math.expm1(math.log(MISS) / requests)
 
 
 @contextlib.contextmanager
@@ -155,14 +210,23 @@ MUTANTS: dict[str, Mutant] = {
             "flaky-5xx",
             "attempts_per_policy",
             _extra_retry,
+            exercised=_exhausts_first,
         ),
-        Mutant("backoff_off", "backoff 10% too long", "flaky-5xx", "backoff_waits", _backoff_off),
+        Mutant(
+            "backoff_off",
+            "backoff 10% too long",
+            "flaky-5xx",
+            "backoff_waits",
+            _backoff_off,
+            exercised=_first_transient,
+        ),
         Mutant(
             "jitter_skewed",
             "jitter drawn as sqrt(u), not uniform (waits stay inside the bounds)",
             "jittered-backoff",
             "backoff_waits",
             _jitter_skewed,
+            exercised=_ks_detects,
         ),
         Mutant(
             "sdk_retries_on",
@@ -170,6 +234,7 @@ MUTANTS: dict[str, Mutant] = {
             "flaky-5xx",
             "attempts_per_policy",
             _sdk_retries_on,
+            exercised=_first_transient,
         ),
         Mutant(
             "order_ignored",
