@@ -188,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_section = {
             "file": "benchmarks/baseline.json",
             "recorded": baseline.get("recorded"),
-            "checks": [
-                {**c.__dict__, "change": c.change, "regressed": c.regressed} for c in checks
-            ],
+            "checks": [{**c.__dict__, "change": c.change} for c in checks],
             "regressions": [c.metric for c in checks if c.regressed],
         }
     else:
