@@ -602,7 +602,8 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
         "`weighted-failing` and `async-concurrent` run a fixed n through the SDK (the table states "
         "the deviation they can detect), and `weighted-failing` also runs checks 1 and 2 at full "
         "size on the runtime's own selector (`path = selector`). Mutant runs of statistical checks are "
-        "sized by the same analysis for the mutant's deviation (2 points)."
+        "sized by the same analysis for the mutant's deviation (2 points); those of exact checks so that "
+        "the broken behaviour shows at least once with probability 1 - 1e-6, from the fault rates."
     )
     return notes
 

@@ -109,3 +109,13 @@ def test_power_analysis_sizes() -> None:
     assert chi2_power(n3 - 2000, least_effect([0.5, 0.25, 0.25]), 2) < 0.99
     assert chi2_sample_size([0.9, 0.1], delta=0.02) < n2 / 3
     assert 4_000 < binomial_sample_size(0.99) < 6_000
+
+
+def test_mutant_runs_are_sized_from_the_scenarios() -> None:
+    from chaos.mutants import MUTANTS
+
+    sizes = {name: m.size(load_builtin([m.scenario])[0]) for name, m in MUTANTS.items()}
+    assert sizes["weights_skewed"] == chi2_sample_size([0.9, 0.1], delta=0.02)
+    # flaky-5xx's primary fails transiently with p = 0.2; three in a row: 0.008 per request
+    assert 1_500 < sizes["extra_retry"] < 2_000
+    assert all(n >= 100 for n in sizes.values())
