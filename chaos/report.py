@@ -449,7 +449,9 @@ def write_summary(
     )
     L.append(
         f"- Wall time: **{run['wall_s']:.1f} s** on {run['workers']} worker process(es) "
-        f"({run['cpus']} cores); openai {run['openai']}, Python {run['python']}, {run['platform']}."
+        f"({run['cpus']} cores; {run.get('cpu_s', 0):.0f} s of CPU time in all, so the wall time also "
+        f"shows how much else the machine was running); openai {run['openai']}, Python {run['python']}, "
+        f"{run['platform']}."
     )
     L.append(
         f"- Requests simulated: {run['requests']:,}; HTTP requests answered: {run['http_requests']:,}; "
