@@ -102,7 +102,9 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
             for r in results
         ],
     }
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    # strict JSON: NaN and infinities become null
+    text = json.dumps(_sanitize(data), indent=2, default=_json_default, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return data
 
 

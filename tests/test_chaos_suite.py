@@ -60,6 +60,11 @@ def test_results_json_has_the_promised_fields(
             assert check["p_value"] is not None
     assert (out / "summary.md").read_text().startswith("# Chaos suite report")
 
+    def no_nan(token: str) -> None:
+        raise AssertionError(f"results.json is not strict JSON: {token}")
+
+    json.loads((out / "results.json").read_text(), parse_constant=no_nan)
+
 
 def test_every_mutant_is_caught(reduced_run: tuple[int, dict[str, Any], Path]) -> None:
     _, data, _ = reduced_run
