@@ -233,6 +233,7 @@ def _plot_timelines(
             "outage-primary",
             "slow-timeout",
             "async-concurrent",
+            "jittered-backoff",
         )
     ]
     if not chosen:
