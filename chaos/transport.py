@@ -330,4 +330,22 @@ def make_clients(
                     http_client=http_client,
                 )
             )
+    if is_async:
+        _pin_platform(clients)
     return clients
+
+
+def _pin_platform(clients: list[Any]) -> None:
+    """Give async clients their platform up front.
+
+    On its first request an async SDK client looks up its platform headers in a worker thread
+    (``asyncify(get_platform)``). While that thread runs, a :class:`VirtualTimeLoop` has nothing
+    ready and jumps virtual time to the next timer, so requests started at once would begin at
+    different virtual times (seen as a rare off-by-one-latency flake). The lookup is the SDK's own
+    ``get_platform()``, done here, synchronously, before any virtual time passes.
+    """
+    from openai._base_client import get_platform
+
+    platform = get_platform()
+    for client in clients:
+        client._platform = platform

@@ -24,9 +24,6 @@ Observer = Callable[[AttemptEvent], object]
 class BaseRetryWrapper:
     """Serves one client: routes its chat completions and sends each attempt to it."""
 
-    #: Sends one attempt; defined by the sync and async subclasses.
-    _default_create: Callable[..., Any]
-
     def __init__(self, manager: RetryManager, client: Any, provider: Provider) -> None:
         self._manager = manager
         self._client = client
@@ -75,6 +72,21 @@ class BaseRetryWrapper:
     def get_backoff(self, name: str) -> float:
         return self._settings(name).backoff
 
+    def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
+        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...).
+
+        For an async client this returns the SDK's coroutine (the caller awaits it), so one
+        definition serves both kinds of client.
+        """
+        set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
+        return self._request(
+            call.client if call.origin is self else self._client,
+            call.cast_to,
+            call.options,
+            stream=call.stream,
+            stream_cls=call.stream_cls,
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} provider={self.provider!r} client={type(self._client).__name__}>"
 
@@ -82,25 +94,12 @@ class BaseRetryWrapper:
 class RetryWrapper(BaseRetryWrapper):
     """Wrapper of a sync client (``OpenAI``, ``AzureOpenAI``)."""
 
-    def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
-        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
-        set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
-        client = call.client if call.origin is self else self._client
-        return self._request(
-            client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
-        )
-
 
 class AsyncRetryWrapper(BaseRetryWrapper):
-    """Wrapper of an async client (``AsyncOpenAI``, ``AsyncAzureOpenAI``)."""
+    """Wrapper of an async client (``AsyncOpenAI``, ``AsyncAzureOpenAI``).
 
-    async def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
-        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...)."""
-        set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
-        client = call.client if call.origin is self else self._client
-        return await self._request(
-            client, call.cast_to, call.options, stream=call.stream, stream_cls=call.stream_cls
-        )
+    Its ``_default_create`` returns the SDK's coroutine, which the async pipeline awaits.
+    """
 
 
 class RetryManager:

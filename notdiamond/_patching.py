@@ -91,29 +91,18 @@ def _make_patched_class(base: Any) -> type:
             slot.adopt(new)
         return new
 
-    if issubclass(base, AsyncOpenAI):
+    # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of
+    # either the pipeline or the original method, so one plain function serves both kinds.
+    run = run_async if issubclass(base, AsyncOpenAI) else run_sync
 
-        async def request(
-            self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
-        ) -> Any:
-            slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
-            if wrapper is not None and (key := wrapper.route(options)) is not None:
-                return await run_async(
-                    Call(wrapper, self, key, cast_to, options, stream, stream_cls)
-                )
-            return await base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
-
-    else:
-
-        def request(  # type: ignore[misc]  # sync twin of the coroutine above
-            self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
-        ) -> Any:
-            slot: Slot | None = self.__dict__.get(SLOT_ATTR)
-            wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
-            if wrapper is not None and (key := wrapper.route(options)) is not None:
-                return run_sync(Call(wrapper, self, key, cast_to, options, stream, stream_cls))
-            return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+    def request(
+        self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
+    ) -> Any:
+        slot: Slot | None = self.__dict__.get(SLOT_ATTR)
+        wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
+        if wrapper is not None and (key := wrapper.route(options)) is not None:
+            return run(Call(wrapper, self, key, cast_to, options, stream, stream_cls))
+        return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
     namespace = {
         "request": request,

@@ -10,7 +10,7 @@ import json
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
@@ -196,19 +196,23 @@ class FakeProvider:
         )
 
     def async_openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key="sk-test-secret-key",
-            http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
-            **kwargs,
+        return _pin_platform(
+            openai.AsyncOpenAI(
+                api_key="sk-test-secret-key",
+                http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
+                **kwargs,
+            )
         )
 
     def async_azure(self, **kwargs: Any) -> openai.AsyncAzureOpenAI:
-        return openai.AsyncAzureOpenAI(
-            api_key="azure-test-secret-key",
-            api_version=API_VERSION,
-            azure_endpoint=AZURE_ENDPOINT,
-            http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
-            **kwargs,
+        return _pin_platform(
+            openai.AsyncAzureOpenAI(
+                api_key="azure-test-secret-key",
+                api_version=API_VERSION,
+                azure_endpoint=AZURE_ENDPOINT,
+                http_client=H.AsyncClient(transport=H.MockTransport(self.handle_async)),
+                **kwargs,
+            )
         )
 
 
@@ -234,3 +238,18 @@ class AsyncSleepRecorder(SleepRecorder):
 
 
 USER = [{"role": "user", "content": "Hello!"}]
+
+
+T = TypeVar("T")
+
+
+def _pin_platform(client: T) -> T:
+    """Look up the SDK's platform headers now, not in a worker thread on the first request.
+
+    An async client does that lookup with ``asyncify(get_platform)``; under virtual time
+    (looptime) an idle loop may fast-forward to the next timer while the thread runs.
+    """
+    from openai._base_client import get_platform
+
+    client._platform = get_platform()  # type: ignore[attr-defined]
+    return client
