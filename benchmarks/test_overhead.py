@@ -245,36 +245,34 @@ def _options(model: str, stream: bool = False) -> Any:
     return FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
 
 
-@pytest.mark.benchmark(group="hook sync")
-@pytest.mark.parametrize("variant", HOOK_VARIANTS)
-def test_hook_sync(benchmark: Any, variant: str) -> None:
+def _bench_sync_hook(benchmark: Any, variant: str, stream: bool) -> None:
+    """One sync ``client.request`` per round, for a plain or a streamed completion."""
     cls = ReferenceHookOpenAI if variant == "reference" else StubbedOpenAI
     client = cls(api_key=fake_provider.API_KEY)
     with _managed(client, variant) as model:
-        _tag(benchmark, "hook", "sync", variant)
+        _tag(benchmark, "hook", "stream" if stream else "sync", variant)
         result = benchmark.pedantic(
             client.request,
-            setup=lambda: ((ChatCompletion, _options(model)), {}),
+            setup=lambda: (
+                (ChatCompletion, _options(model, stream=stream)),
+                {"stream": True} if stream else {},
+            ),
             rounds=HOOK_ROUNDS,
             warmup_rounds=HOOK_ROUNDS // 10,
         )
         assert result is COMPLETION
+
+
+@pytest.mark.benchmark(group="hook sync")
+@pytest.mark.parametrize("variant", HOOK_VARIANTS)
+def test_hook_sync(benchmark: Any, variant: str) -> None:
+    _bench_sync_hook(benchmark, variant, stream=False)
 
 
 @pytest.mark.benchmark(group="hook stream")
 @pytest.mark.parametrize("variant", HOOK_VARIANTS)
 def test_hook_stream(benchmark: Any, variant: str) -> None:
-    cls = ReferenceHookOpenAI if variant == "reference" else StubbedOpenAI
-    client = cls(api_key=fake_provider.API_KEY)
-    with _managed(client, variant) as model:
-        _tag(benchmark, "hook", "stream", variant)
-        result = benchmark.pedantic(
-            client.request,
-            setup=lambda: ((ChatCompletion, _options(model, stream=True)), {"stream": True}),
-            rounds=HOOK_ROUNDS,
-            warmup_rounds=HOOK_ROUNDS // 10,
-        )
-        assert result is COMPLETION
+    _bench_sync_hook(benchmark, variant, stream=True)
 
 
 @pytest.mark.benchmark(group="hook async")

@@ -170,6 +170,29 @@ class Checker:
     def result(self, name: str, **kw: Any) -> CheckResult:
         return CheckResult(name=name, scenario=self.s.name, seed=self.seed, **kw)
 
+    def exact_result(
+        self,
+        name: str,
+        deviations: int,
+        *,
+        n: int,
+        summary: str,
+        details: dict[str, Any],
+        exercised: bool = True,
+    ) -> CheckResult:
+        """An exact check: it passes with no deviation from its rule (and something to judge)."""
+        return self.result(
+            name,
+            passed=deviations == 0 and exercised,
+            statistic=float(deviations),
+            p_value=None,
+            n=n,
+            method="exact",
+            exercised=exercised,
+            summary=summary,
+            details=details,
+        )
+
     def run(self, names: Sequence[str]) -> list[CheckResult]:
         out = []
         for name in names:
@@ -320,13 +343,10 @@ class Checker:
                 violations += 1
                 if len(examples) < 5:
                     examples.append({"request": r, "models": models, "expected": expected})
-        return self.result(
+        return self.exact_result(
             "fallback_order",
-            passed=violations == 0 and with_fallback > 0,
-            statistic=float(violations),
-            p_value=None,
+            violations,
             n=with_fallback,
-            method="exact",
             exercised=with_fallback > 0,
             summary=(
                 f"{with_fallback} requests fell back; {violations} left list order "
@@ -395,13 +415,10 @@ class Checker:
                 if j < len(bl) - 1 and not remaining:
                     bad("calls after every model failed", r, recs)
         total = sum(violations.values())
-        return self.result(
+        return self.exact_result(
             "attempts_per_policy",
-            passed=total == 0,
-            statistic=float(total),
-            p_value=None,
+            total,
             n=len(self.requests),
-            method="exact",
             summary=(
                 f"{http_total} HTTP requests, {attempts_total} attempts reported, over "
                 f"{len(self.requests)} requests; {total} deviations from max_retries="
@@ -572,13 +589,10 @@ class Checker:
                 if len(examples) < 5:
                     examples.append({"request": r, "problem": problem})
         total = sum(problems.values())
-        return self.result(
+        return self.exact_result(
             "conservation",
-            passed=total == 0,
-            statistic=float(total),
-            p_value=None,
+            total,
             n=len(self.requests),
-            method="exact",
             summary=(
                 f"{len(self.requests)} requests: {counts.get('response', 0)} responses, "
                 f"{counts.get('error', 0)} raised errors, {counts.get('stream_error', 0)} streams "

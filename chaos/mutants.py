@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import power
+from .monkeypatch import swapped
 from .scenario import Scenario
 
 #: How far the skewed-weights mutant moves the first weight (in probability).
@@ -104,11 +105,8 @@ def _weights_skewed() -> Iterator[dict[str, Any]]:
         w[-1] -= SKEW
         original(self, order, tuple(w), rng)
 
-    _selection.WeightedDraw.__init__ = skewed  # type: ignore[method-assign]
-    try:
+    with swapped(_selection.WeightedDraw, "__init__", skewed):
         yield {}
-    finally:
-        _selection.WeightedDraw.__init__ = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -123,11 +121,8 @@ def _extra_retry() -> Iterator[dict[str, Any]]:
         return original(more, **kwargs)
 
     # the manager builds one policy per model with the name it imported
-    setattr(_manager, "build_policy", build)  # noqa: B010
-    try:
+    with swapped(_manager, "build_policy", build):
         yield {}
-    finally:
-        setattr(_manager, "build_policy", original)  # noqa: B010
 
 
 @contextlib.contextmanager
@@ -140,11 +135,8 @@ def _backoff_off() -> Iterator[dict[str, Any]]:
     def longer(self: Any, retry_state: Any) -> float:
         return float(original(self, retry_state)) * 1.10
 
-    _policy.wait_backoff_power.__call__ = longer  # type: ignore[method-assign]
-    try:
+    with swapped(_policy.wait_backoff_power, "__call__", longer):
         yield {}
-    finally:
-        _policy.wait_backoff_power.__call__ = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -153,18 +145,13 @@ def _jitter_skewed() -> Iterator[dict[str, Any]]:
     is no longer uniform (only the Kolmogorov-Smirnov test can see it)."""
     from notdiamond import _policy
 
-    original = _policy.wait_jitter.__call__
-
     def skewed(self: Any, retry_state: Any) -> float:
         return float(self.base(retry_state)) * (
             1.0 - float(self.jitter) * math.sqrt(self.uniform())
         )
 
-    _policy.wait_jitter.__call__ = skewed  # type: ignore[method-assign]
-    try:
+    with swapped(_policy.wait_jitter, "__call__", skewed):
         yield {}
-    finally:
-        _policy.wait_jitter.__call__ = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -178,19 +165,14 @@ def _order_ignored() -> Iterator[dict[str, Any]]:
     """A priority list falls back to the last model not yet failed instead of the next one."""
     from notdiamond import _selection
 
-    original = _selection.PriorityOrder.next_model
-
     def last_first(self: Any, failed: Any) -> str | None:
         for key in reversed(self.order):
             if key not in failed:
                 return key  # type: ignore[no-any-return]
         return None
 
-    _selection.PriorityOrder.next_model = last_first  # type: ignore[method-assign]
-    try:
+    with swapped(_selection.PriorityOrder, "next_model", last_first):
         yield {}
-    finally:
-        _selection.PriorityOrder.next_model = original  # type: ignore[method-assign]
 
 
 MUTANTS: dict[str, Mutant] = {

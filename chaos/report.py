@@ -8,13 +8,16 @@ import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import power
 from .checks import CheckResult
 from .mutants import MUTANTS
 from .runner import JobResult
 from .scenario import Scenario
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _OUTCOME_COLOURS = {
     "ok": "#2ca02c",
@@ -139,6 +142,26 @@ def plot_all(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scena
     return files
 
 
+def _save(fig: Figure, path: Path) -> str:
+    """Write the figure (PNG, 110 dpi) and free it; the file name goes into the report."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _finish_grid(
+    fig: Figure, axes: Any, used: int, title: str, title_size: float, path: Path
+) -> str:
+    """A grid of panels: blank the cells left over, title the figure, lay it out and save it."""
+    for ax in list(axes.flat)[used:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _plot_weights(
     out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
 ) -> str | None:
@@ -203,16 +226,14 @@ def _plot_weights(
         ax.set_ylabel("points", fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=6, loc="upper right")
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(
+    return _finish_grid(
+        fig,
+        axes,
+        len(panels),
         "Model shares: observed minus expected weight, in percentage points (Wilson 99% intervals)",
-        fontsize=11,
+        11,
+        out / "weights.png",
     )
-    fig.tight_layout()
-    fig.savefig(out / "weights.png", dpi=110)
-    plt.close(fig)
-    return "weights.png"
 
 
 def _plot_timelines(
@@ -276,9 +297,7 @@ def _plot_timelines(
     handles = [Patch(color=c, label=k) for k, c in _OUTCOME_COLOURS.items()]
     fig.legend(handles=handles, loc="upper center", ncol=10, fontsize=7, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(out / "timelines.png", dpi=110)
-    plt.close(fig)
-    return "timelines.png"
+    return _save(fig, out / "timelines.png")
 
 
 def _plot_latency(
@@ -333,16 +352,14 @@ def _plot_latency(
         ax.set_title(f"{scen}: {key} (n={len(values)})", fontsize=8)
         ax.legend(fontsize=6)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(
+    return _finish_grid(
+        fig,
+        axes,
+        len(panels),
         "Latency of answered attempts (virtual seconds) vs the fault model's distribution",
-        fontsize=10,
+        10,
+        out / "latency.png",
     )
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
-    plt.close(fig)
-    return "latency.png"
 
 
 def _plot_waits(
@@ -396,9 +413,7 @@ def _plot_waits(
         ax2.set_title(f"Jitter draws vs uniform ({note})", fontsize=10)
         ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "waits.png", dpi=110)
-    plt.close(fig)
-    return "waits.png"
+    return _save(fig, out / "waits.png")
 
 
 # -- summary.md ----------------------------------------------------------------------------

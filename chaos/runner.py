@@ -24,6 +24,7 @@ from typing import Any
 from . import power
 from .checks import Checker, CheckResult
 from .clock import VirtualClock, run_virtual
+from .monkeypatch import swapped
 from .scenario import Scenario, expected_http_per_request
 from .trace import REQUEST_HEADER, Ending, Trace, current_request
 from .transport import FakeProvider, make_clients, make_transports, sdk_http_module
@@ -150,12 +151,8 @@ class _TimeShim:
 def sdk_sleep_on(clock: VirtualClock) -> Iterator[None]:
     import openai._base_client as base
 
-    saved = getattr(base, "time")  # noqa: B009
-    setattr(base, "time", _TimeShim(clock))  # noqa: B010
-    try:
+    with swapped(base, "time", _TimeShim(clock)):
         yield
-    finally:
-        setattr(base, "time", saved)  # noqa: B010
 
 
 @contextlib.contextmanager
@@ -190,6 +187,34 @@ def _request_model(scenario: Scenario) -> str:
     return model
 
 
+def send_sync(
+    create: Callable[..., Any],
+    i: int,
+    model: str,
+    stream: bool,
+    endings: list[Ending],
+    now: Callable[[], float],
+) -> None:
+    """Request ``i`` through a sync client's ``create`` (read to the end if streamed); how it ended
+    (response, error or stream broken mid-answer) goes to ``endings``, stamped with ``now()``."""
+    headers = {REQUEST_HEADER: str(i)}
+    try:
+        if stream:
+            chunks = create(model=model, messages=MESSAGES, stream=True, extra_headers=headers)
+            try:
+                for _ in chunks:
+                    pass
+            except Exception as exc:
+                endings.append(Ending(i, "stream_error", type(exc).__name__, now()))
+                return
+        else:
+            create(model=model, messages=MESSAGES, extra_headers=headers)
+    except Exception as exc:
+        endings.append(Ending(i, "error", type(exc).__name__, now()))
+    else:
+        endings.append(Ending(i, "response", None, now()))
+
+
 def run_sync(
     scenario: Scenario, n: int, seed: int, *, extra: dict[str, Any], progress: Progress
 ) -> tuple[Trace, float]:
@@ -211,7 +236,6 @@ def run_sync(
     stream_rng = random.Random(seed + 17)
     interval = scenario.traffic.interval
     share = scenario.traffic.stream
-    endings = trace.endings
     with (
         sdk_sleep_on(vc),
         notdiamond.init(
@@ -229,25 +253,8 @@ def run_sync(
             vc.advance_to(i * interval)
             current_request.set(i)
             trace.issued += 1
-            headers = {REQUEST_HEADER: str(i)}
             stream = share > 0 and stream_rng.random() < share
-            try:
-                if stream:
-                    chunks = create(
-                        model=model, messages=MESSAGES, stream=True, extra_headers=headers
-                    )
-                    try:
-                        for _ in chunks:
-                            pass
-                    except Exception as exc:
-                        endings.append(Ending(i, "stream_error", type(exc).__name__, vc.now))
-                        continue
-                else:
-                    create(model=model, messages=MESSAGES, extra_headers=headers)
-            except Exception as exc:
-                endings.append(Ending(i, "error", type(exc).__name__, vc.now))
-            else:
-                endings.append(Ending(i, "response", None, vc.now))
+            send_sync(create, i, model, stream, trace.endings, vc.time)
             progress.tick(i + 1)
     return trace, vc.now
 
@@ -395,27 +402,8 @@ def run_server(
                     time.sleep(wait * scale)
                 current_request.set(i)
                 trace.issued += 1
-                headers = {REQUEST_HEADER: str(i)}
                 stream = share > 0 and stream_rng.random() < share
-                try:
-                    if stream:
-                        chunks = create(
-                            model=model, messages=MESSAGES, stream=True, extra_headers=headers
-                        )
-                        try:
-                            for _ in chunks:
-                                pass
-                        except Exception as exc:
-                            trace.endings.append(
-                                Ending(i, "stream_error", type(exc).__name__, server.now())
-                            )
-                            continue
-                    else:
-                        create(model=model, messages=MESSAGES, extra_headers=headers)
-                except Exception as exc:
-                    trace.endings.append(Ending(i, "error", type(exc).__name__, server.now()))
-                else:
-                    trace.endings.append(Ending(i, "response", None, server.now()))
+                send_sync(create, i, model, stream, trace.endings, server.now)
                 progress.tick(i + 1)
         for c in clients:
             c.close()

@@ -136,13 +136,18 @@ def _fail(source: str, message: str) -> ScenarioError:
     return ScenarioError(f"{source}: {message}")
 
 
+def _only(source: str, prefix: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
+    """Reject the fields of ``raw`` outside ``allowed``; ``prefix`` names the table they are in."""
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise _fail(source, f"{prefix}unknown field(s) {unknown}; allowed: {sorted(allowed)}.")
+
+
 def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
     """Validate one scenario's data; raise :class:`ScenarioError` naming the field and the fix."""
     if not isinstance(raw, Mapping):
         raise _fail(source, "a scenario is an object (JSON) or a table (TOML) at the top level.")
-    unknown = sorted(set(raw) - _TOP_FIELDS)
-    if unknown:
-        raise _fail(source, f"unknown field(s) {unknown}; allowed: {sorted(_TOP_FIELDS)}.")
+    _only(source, "", raw, _TOP_FIELDS)
     mode = raw.get("mode", "sync")
     if mode not in ("sync", "async", "server"):
         raise _fail(source, f"mode: {mode!r}; use 'sync', 'async' or 'server'.")
@@ -154,9 +159,7 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
             'config: missing. Give what notdiamond.init gets, at least "models", e.g. '
             '{"models": ["openai/gpt-4o", "azure/gpt-4o"], "max_retries": 2}.',
         )
-    bad = sorted(set(config) - _CONFIG_FIELDS)
-    if bad:
-        raise _fail(source, f"config: unknown field(s) {bad}; allowed: {sorted(_CONFIG_FIELDS)}.")
+    _only(source, "config: ", config, _CONFIG_FIELDS)
     models = config["models"]
     if isinstance(models, Mapping):
         order = tuple(str(k) for k in models)
@@ -197,9 +200,7 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
     traffic_raw = raw.get("traffic", {})
     if not isinstance(traffic_raw, Mapping):
         raise _fail(source, 'traffic: an object such as {"n": 2000, "interval": 0.5}.')
-    bad = sorted(set(traffic_raw) - _TRAFFIC_FIELDS)
-    if bad:
-        raise _fail(source, f"traffic: unknown field(s) {bad}; allowed: {sorted(_TRAFFIC_FIELDS)}.")
+    _only(source, "traffic: ", traffic_raw, _TRAFFIC_FIELDS)
     n = traffic_raw.get("n", "auto")
     if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise _fail(source, f'traffic.n: a whole number >= 1 or "auto", got {n!r}.')

@@ -185,6 +185,13 @@ def _timeout_of(request: Any) -> float:
     return float(read) if read is not None else float("inf")
 
 
+def _decide(
+    fake: FakeProvider, provider: str, request: Any, body: bytes
+) -> tuple[Outcome, str, str, int, bool]:
+    """:meth:`FakeProvider.decide` for an ``httpx``-like request whose body has been read."""
+    return fake.decide(provider, request.url.path, request.headers, body, _timeout_of(request))
+
+
 def make_transports(http: Any) -> tuple[type, type]:
     """(sync transport class, async transport class) for the ``httpx``-like module ``http``."""
 
@@ -265,13 +272,7 @@ def make_transports(http: Any) -> tuple[type, type]:
         def handle_request(self, request: Any) -> Any:
             fake = self.fake
             start = fake.clock()
-            outcome, key, model, rid, stream = fake.decide(
-                self.provider,
-                request.url.path,
-                request.headers,
-                request.read(),
-                _timeout_of(request),
-            )
+            outcome, key, model, rid, stream = _decide(fake, self.provider, request, request.read())
             self.advance(outcome.latency)
             fake.record(rid, key, self.provider, start, outcome, stream)
             return respond(fake, request, outcome, model, stream)
@@ -285,12 +286,8 @@ def make_transports(http: Any) -> tuple[type, type]:
         async def handle_async_request(self, request: Any) -> Any:
             fake = self.fake
             start = fake.clock()
-            outcome, key, model, rid, stream = fake.decide(
-                self.provider,
-                request.url.path,
-                request.headers,
-                await request.aread(),
-                _timeout_of(request),
+            outcome, key, model, rid, stream = _decide(
+                fake, self.provider, request, await request.aread()
             )
             if outcome.latency > 0:
                 await asyncio.sleep(outcome.latency)
