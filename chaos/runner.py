@@ -215,6 +215,21 @@ def send_sync(
         endings.append(Ending(i, "response", None, now()))
 
 
+def _sdk_clients(providers: set[str], url: str, *, api_key: str) -> list[Any]:
+    """Sync SDK clients on their own HTTP stack, one per provider (sorted), all aimed at ``url``."""
+    import openai
+
+    clients: list[Any] = []
+    for provider in sorted(providers):
+        if provider == "azure":
+            clients.append(
+                openai.AzureOpenAI(api_key=api_key, api_version="2024-10-21", azure_endpoint=url)
+            )
+        else:
+            clients.append(openai.OpenAI(api_key=api_key, base_url=url + "/v1"))
+    return clients
+
+
 def run_sync(
     scenario: Scenario, n: int, seed: int, *, extra: dict[str, Any], progress: Progress
 ) -> tuple[Trace, float]:
@@ -346,8 +361,6 @@ def run_server(
     scenario: Scenario, n: int, seed: int, *, extra: dict[str, Any], progress: Progress
 ) -> tuple[Trace, float]:
     """End to end: real SDK clients over real sockets to the loopback fake server."""
-    import openai
-
     import notdiamond
 
     from .server import LoopbackServer
@@ -368,16 +381,7 @@ def run_server(
         max_requests=50 * n,
         max_seconds=bound,
     ) as server:
-        clients: list[Any] = []
-        for provider in sorted(scenario.provider_set()):
-            if provider == "azure":
-                clients.append(
-                    openai.AzureOpenAI(
-                        api_key="chaos", api_version="2024-10-21", azure_endpoint=server.url
-                    )
-                )
-            else:
-                clients.append(openai.OpenAI(api_key="chaos", base_url=server.url + "/v1"))
+        clients = _sdk_clients(scenario.provider_set(), server.url, api_key="chaos")
         client = _client_for(scenario, clients)
 
         def sleep(seconds: float) -> None:
@@ -519,89 +523,92 @@ def selector_checks(scenario: Scenario, job: Job, *, extra_mutant: Any) -> list[
     ``route`` for the first choice and ``get_next_model`` for fallbacks); here it is called
     directly, so 90 thousand draws take well under a second instead of minutes of SDK overhead.
     """
-    import openai
-
     import notdiamond
 
-    from .checks import goodness_of_fit, normalised, weight_table
+    from .checks import normalised
 
     if scenario.weights is None or job.mutant not in (None, "weights_skewed"):
         return []
     weights = dict(zip(scenario.order, scenario.weights, strict=True))
     expected = normalised(weights)
-    clients: list[Any] = []
-    for provider in sorted(scenario.provider_set()):
-        if provider == "azure":
-            clients.append(
-                openai.AzureOpenAI(
-                    api_key="x", api_version="2024-10-21", azure_endpoint="http://x.invalid"
-                )
-            )
-        else:
-            clients.append(openai.OpenAI(api_key="x", base_url="http://x.invalid/v1"))
+    clients = _sdk_clients(scenario.provider_set(), "http://x.invalid", api_key="x")
     seed = derive_seed(job.seed, "selector")
     out = []
     with quiet_runtime_logs(), contextlib.ExitStack() as stack:
         if extra_mutant is not None:
             stack.enter_context(extra_mutant.apply())
         manager = stack.enter_context(notdiamond.init(clients, **init_kwargs(scenario), seed=seed))
-        n1 = power.chi2_sample_size(list(expected.values()))
-        first = manager._selector.first
-        counts: dict[str, int] = {}
-        for _ in range(n1):
-            k = first()
-            counts[k] = counts.get(k, 0) + 1
-        chi2, p, n = goodness_of_fit(counts, expected)
         out.append(
-            CheckResult(
+            _selector_check(
                 "first_choice_weights",
-                scenario.name,
-                p >= power.ALPHA,
-                chi2,
-                p,
-                n,
+                manager._selector.first,
+                expected,
+                scenario,
                 seed,
-                "chi-square",
-                path="selector",
-                required_n=n1,
-                summary=f"{n} first choices drawn by the runtime's selector: chi2={chi2:.2f}, p={p:.3g}",
-                details={"table": weight_table(counts, expected), "df": len(expected) - 1},
+                "first choices drawn by the runtime's selector",
             )
         )
         failing = max(weights, key=lambda k: weights[k])
         rest = normalised({k: w for k, w in weights.items() if k != failing})
         if len(rest) < 2:  # one model left: a fallback is no draw
             return out
-        n2 = power.chi2_sample_size(list(rest.values()))
-        counts = {}
-        for _ in range(n2):
-            k2 = manager.get_next_model([failing])
-            assert k2 is not None
-            counts[k2] = counts.get(k2, 0) + 1
-        chi2, p, n = goodness_of_fit(counts, rest)
+
+        def fallback() -> str:
+            key = manager.get_next_model([failing])
+            assert key is not None
+            return key
+
         out.append(
-            CheckResult(
+            _selector_check(
                 "fallback_weights",
-                scenario.name,
-                p >= power.ALPHA,
-                chi2,
-                p,
-                n,
+                fallback,
+                rest,
+                scenario,
                 seed,
-                "chi-square",
-                path="selector",
-                required_n=n2,
-                summary=(
-                    f"{n} fallback draws after {failing} failed (get_next_model): chi2={chi2:.2f}, p={p:.3g}"
-                ),
-                details={
-                    "table": weight_table(counts, rest),
-                    "failed": [failing],
-                    "df": len(rest) - 1,
-                },
+                f"fallback draws after {failing} failed (get_next_model)",
+                failed=[failing],
             )
         )
     return out
+
+
+def _selector_check(
+    name: str,
+    draw: Callable[[], str],
+    expected: dict[str, float],
+    scenario: Scenario,
+    seed: int,
+    drawn: str,
+    **details: Any,
+) -> CheckResult:
+    """A chi-square check of ``draw()`` against ``expected``, drawn as often as the power analysis
+    asks; ``drawn`` says what the draws are, ``details`` go between the table and ``df``."""
+    from .checks import goodness_of_fit, weight_table
+
+    required = power.chi2_sample_size(list(expected.values()))
+    counts: dict[str, int] = {}
+    for _ in range(required):
+        k = draw()
+        counts[k] = counts.get(k, 0) + 1
+    chi2, p, n = goodness_of_fit(counts, expected)
+    return CheckResult(
+        name,
+        scenario.name,
+        p >= power.ALPHA,
+        chi2,
+        p,
+        n,
+        seed,
+        "chi-square",
+        path="selector",
+        required_n=required,
+        summary=f"{n} {drawn}: chi2={chi2:.2f}, p={p:.3g}",
+        details={
+            "table": weight_table(counts, expected),
+            **details,
+            "df": len(expected) - 1,
+        },
+    )
 
 
 def plot_extract(scenario: Scenario, trace: Trace, checker: Checker) -> dict[str, Any]:
