@@ -57,10 +57,6 @@ class Config:
     weights: tuple[float, ...] | None
     settings: Mapping[str, ModelSettings]
 
-    @property
-    def providers(self) -> frozenset[Provider]:
-        return frozenset(s.provider for s in self.settings.values())
-
 
 def check_key_form(text: object, *, where: str) -> str:
     """Return ``text`` if it has the form ``<provider>/<model>``, else raise showing that form."""

@@ -180,10 +180,6 @@ class RetryManager:
         return self.config.order
 
     @property
-    def clients(self) -> list[Any]:
-        return [w._client for w in self.wrappers.values()]
-
-    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -46,7 +46,6 @@ class AttemptEvent:
 
 
 _call_ids: Final = itertools.count(1)
-_NO_FAILURES: Final[list[Any]] = []  # shared and never appended to
 
 
 class Call:
@@ -58,7 +57,6 @@ class Call:
         "call_id",
         "cast_to",
         "client",
-        "failed",
         "failures",
         "key",
         "manager",
@@ -94,9 +92,7 @@ class Call:
         self.key = key
         self.attempt = 1
         self.wait_before = 0.0
-        # Created at the first failure: the success path allocates no lists.
-        self.failed: list[str] = _NO_FAILURES
-        self.failures: list[tuple[str, int, Exception]] = _NO_FAILURES
+        self.failures: list[tuple[str, int, Exception]] = []
         self.call_id = next(_call_ids)
         self.started = 0.0
 
@@ -119,15 +115,13 @@ class Call:
     def failed_with(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the wait before the next one, or ``None`` to raise."""
         key, attempt = self.key, self.attempt
-        if self.failures is _NO_FAILURES:
-            self.failed, self.failures = [], []
         self.failures.append((key, attempt, exc))
         wait = self.manager.policies[key].delay_after(attempt, exc)
         next_key: str | None = key
         decision: Decision = "retry"
         if wait is None:
-            self.failed.append(key)
-            next_key = self.manager.get_next_model(self.failed)
+            # Every model with a failure in this call has now been given up on.
+            next_key = self.manager.get_next_model({k for k, _, _ in self.failures})
             decision = "raise" if next_key is None else "fallback"
         level = logging.INFO if decision == "retry" else logging.WARNING
         if logger.isEnabledFor(level):

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 from openai._models import FinalRequestOptions
 
 __all__ = [
     "CHAT_COMPLETIONS_PATH",
-    "OPENAI_MAJOR",
     "FinalRequestOptions",
     "Provider",
     "classify_client",
     "set_request_fields",
 ]
-
-OPENAI_MAJOR: Final[int] = int(openai.__version__.split(".", 1)[0])
 
 Provider = Literal["openai", "azure"]
 PROVIDERS: Final[tuple[Provider, ...]] = ("openai", "azure")
