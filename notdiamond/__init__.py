@@ -6,10 +6,18 @@ notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "az
 
 from __future__ import annotations
 
+from ._failures import Failure, failures_of
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
 from ._pipeline import AttemptEvent
-from ._types import ClientType, ModelType, OpenAIMessagesType
+from ._types import (
+    ClientsInput,
+    ClientType,
+    MessagesInput,
+    ModelsInput,
+    ModelType,
+    OpenAIMessagesType,
+)
 
 __version__ = "0.5.0"
 
@@ -17,11 +25,16 @@ __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
     "ClientType",
+    "ClientsInput",
+    "Failure",
     "InitOptions",
+    "MessagesInput",
     "ModelType",
+    "ModelsInput",
     "OpenAIMessagesType",
     "RetryManager",
     "RetryWrapper",
     "__version__",
+    "failures_of",
     "init",
 ]
