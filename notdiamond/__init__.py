@@ -6,10 +6,11 @@ notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "az
 
 from __future__ import annotations
 
+from ._call import AttemptEvent, ModelsUnavailable
+from ._deadline import DeadlineExceeded, deadline
 from ._failures import Failure, failures_of
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
-from ._pipeline import AttemptEvent
 from ._types import (
     ClientsInput,
     ClientType,
@@ -26,15 +27,18 @@ __all__ = [
     "AttemptEvent",
     "ClientType",
     "ClientsInput",
+    "DeadlineExceeded",
     "Failure",
     "InitOptions",
     "MessagesInput",
     "ModelType",
     "ModelsInput",
+    "ModelsUnavailable",
     "OpenAIMessagesType",
     "RetryManager",
     "RetryWrapper",
     "__version__",
+    "deadline",
     "failures_of",
     "init",
 ]
