@@ -11,6 +11,7 @@ from ._deadline import DeadlineExceeded, deadline
 from ._failures import Failure, failures_of
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._served import ServedModels, served_models
 from ._types import (
     ClientsInput,
     ClientType,
@@ -37,8 +38,10 @@ __all__ = [
     "OpenAIMessagesType",
     "RetryManager",
     "RetryWrapper",
+    "ServedModels",
     "__version__",
     "deadline",
     "failures_of",
     "init",
+    "served_models",
 ]

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patching
 from ._config import Config, ModelSettings
-from ._pipeline import Observer, Pipeline, current_call
+from ._pipeline import Observer, Pipeline, current_call, run_async, run_sync
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
 from ._strategy import Strategy
+from ._telemetry import PassThrough, with_tracing
 
 if TYPE_CHECKING:
     from ._sdk import FinalRequestOptions
@@ -39,6 +40,9 @@ class BaseRetryWrapper:
         self._selector = manager._selector
         if self._selector.fixed_first is not None:  # a list: "notdiamond" is always its head
             self._routes["notdiamond"] = self._selector.fixed_first
+        #: Runs a routed call to its result: the pipeline's driver, traced when tracing is on.
+        self.drive = manager.driver
+        self._pass_through = PassThrough(provider, list(self._routes))
 
     def route(self, options: FinalRequestOptions) -> str | None:
         """The first model key of a managed call, or ``None`` to pass the request through."""
@@ -51,8 +55,10 @@ class BaseRetryWrapper:
         if not isinstance(model, str):
             return None
         key = self._routes.get(model)
-        if key is None and model == "notdiamond":
-            return self._selector.first()  # a weighted draw
+        if key is None:
+            if model == "notdiamond":
+                return self._selector.first()  # a weighted draw
+            self._pass_through(model)
         return key
 
     def _settings(self, name: str) -> ModelSettings:
@@ -156,16 +162,23 @@ class RetryManager:
             for key, s in self.settings.items()
         }
         self.strategies = strategies
+        # Tracing, when OpenTelemetry is configured: one more strategy and observer (else none).
+        tracing, pipeline_strategies, pipeline_observer = with_tracing(strategies, observer)
         self.pipeline = Pipeline(
             settings=self.settings,
             next_model=self._selector.next_model,
             policies=self.policies,
-            strategies=strategies,
+            strategies=pipeline_strategies,
             clock=clock,
             sleep=sleep,
-            observer=observer,
+            observer=pipeline_observer,
             deadline=deadline,
         )
+        self.driver: Any
+        if tracing is None:
+            self.driver = run_async if is_async else run_sync
+        else:
+            self.driver = tracing.wrap_async(run_async) if is_async else tracing.wrap_sync(run_sync)
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {
             provider: wrapper_cls(self, client, provider) for provider, client in clients.items()

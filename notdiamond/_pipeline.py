@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from ._call import AttemptEvent, CallState
+from ._served import current_record
 from ._strategy import HOOKS, Strategy, overrides
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def run_sync(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             current_call.reset(token)
@@ -109,6 +112,8 @@ async def run_async(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             current_call.reset(token)
