@@ -82,6 +82,7 @@ class CallState:
         "stream_cls",
         "timed",
         "timeout",
+        "tracked",
         "wait_before",
     )
 
@@ -107,6 +108,18 @@ class CallState:
         caller_timeout = options.timeout
         self.timeout = None if caller_timeout.__class__ is NotGiven else (caller_timeout,)
         self.key = key
+        limit = block_deadline.get()
+        # Reading the clock is needed only by strategies, observers and deadlines.
+        self.timed = pipeline.timed or limit is not None
+        # What only failures and timed calls need is set up when first needed (see _track).
+        self.tracked = False
+        if self.timed:
+            self._track()
+            self._begin(limit)
+
+    def _track(self) -> None:
+        """Set up the state that failures, strategies and observers read."""
+        self.tracked = True
         self.attempt = 1
         self.wait_before = 0.0
         self.failures: list[FailureRecord] = []
@@ -119,11 +132,6 @@ class CallState:
         self.skipped: list[str] = []
         self.sent = 0
         self.retry_state: RetryCallState | None = None
-        limit = block_deadline.get()
-        # Reading the clock is needed only by strategies, observers and deadlines.
-        self.timed = pipeline.timed or limit is not None
-        if self.timed:
-            self._begin(limit)
 
     # -- the start of a call -----------------------------------------------------------------
     def _begin(self, block_limit: float | None) -> None:
@@ -216,6 +224,8 @@ class CallState:
     def failed_with(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the wait before the next one, or ``None`` to raise."""
         pipeline = self.pipeline
+        if not self.tracked:
+            self._track()
         key, attempt = self.key, self.attempt
         self.failures.append((key, attempt, exc))
         now = pipeline.clock() if self.timed else 0.0

@@ -17,6 +17,7 @@ from ._selection import ModelSelector, PriorityOrder, WeightedDraw
 from ._strategy import Strategy
 
 if TYPE_CHECKING:
+    from ._call import CallState
     from ._sdk import FinalRequestOptions
 
 
@@ -30,6 +31,7 @@ class BaseRetryWrapper:
         self.provider: Provider = provider
         self._request = _patching.original_class(client).request
         self._sdk_retries_off = not manager.sdk_retries
+        self._plain = type(self)._default_create is BaseRetryWrapper._default_create
         # What a call may name: "<provider>/<model>" for any configured model, and the bare model
         # name for this client's own provider.
         self._routes: dict[str, str] = {key: key for key in manager.settings}
@@ -75,8 +77,10 @@ class BaseRetryWrapper:
     def _default_create(self, **kwargs: Any) -> Any:
         """Send one attempt: ``kwargs`` are exactly its ``create`` arguments (model, messages, ...).
 
-        The pipeline calls it once per attempt; the call's request options come from the context
-        variable the pipeline sets around it. For an async client this returns the SDK's
+        The pipeline calls it once per attempt whenever it has been replaced (``patch.object``)
+        or overridden; the call's request options come from the context variable the pipeline
+        sets around it. Otherwise the pipeline calls :meth:`_send` directly, which is the same
+        thing without re-packing the arguments. For an async client this returns the SDK's
         coroutine (the caller awaits it), so one definition serves both kinds of client.
         """
         call = current_call.get()
@@ -85,6 +89,10 @@ class BaseRetryWrapper:
                 "_default_create sends one attempt of a managed call and is called by notdiamond; "
                 "call client.chat.completions.create(...) instead."
             )
+        return self._send(call, kwargs)
+
+    def _send(self, call: CallState, kwargs: dict[str, Any]) -> Any:
+        """Send ``call``'s attempt with ``kwargs`` (a dict this method may consume)."""
         set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
         return self._request(
             call.client if call.origin is self else self._client,

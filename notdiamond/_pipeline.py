@@ -70,9 +70,12 @@ def run_sync(call: CallState) -> Any:
     pipeline = call.pipeline
     while True:
         kwargs = call.attempt_kwargs()
-        token = current_call.set(call)
+        wrapper = pipeline.wrapper_of[call.key]
+        direct = wrapper._plain and "_default_create" not in wrapper.__dict__
+        token = None if direct else current_call.set(call)
         try:
-            result = pipeline.wrapper_of[call.key]._default_create(**kwargs)
+            attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
+            result = attempt
         except Exception as exc:
             failure = exc
         except BaseException:
@@ -83,7 +86,8 @@ def run_sync(call: CallState) -> Any:
                 call.succeeded()
             return result
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         wait = call.failed_with(failure)
         if wait is None:
             raise call.final_error()
@@ -98,9 +102,12 @@ async def run_async(call: CallState) -> Any:
     pipeline = call.pipeline
     while True:
         kwargs = call.attempt_kwargs()
-        token = current_call.set(call)
+        wrapper = pipeline.wrapper_of[call.key]
+        direct = wrapper._plain and "_default_create" not in wrapper.__dict__
+        token = None if direct else current_call.set(call)
         try:
-            result = await pipeline.wrapper_of[call.key]._default_create(**kwargs)
+            attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
+            result = await attempt
         except Exception as exc:
             failure = exc
         except BaseException:
@@ -111,7 +118,8 @@ async def run_async(call: CallState) -> Any:
                 call.succeeded()
             return result
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         wait = call.failed_with(failure)
         if wait is None:
             raise call.final_error()
