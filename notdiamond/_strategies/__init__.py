@@ -1,0 +1,1 @@
+"""The health-aware resilience strategies: circuit breaker and retry budget (issue 12)."""
