@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from ._call import AttemptEvent, ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
+from ._health.circuit import Transition as BreakerTransition
+from ._health.snapshot import ModelHealth
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import ClientType, ModelType, OpenAIMessagesType
 
 __version__ = "0.5.0"
@@ -17,12 +21,16 @@ __version__ = "0.5.0"
 __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
+    "BreakerTransition",
+    "CircuitBreaker",
     "ClientType",
     "DeadlineExceeded",
     "InitOptions",
+    "ModelHealth",
     "ModelType",
     "ModelsUnavailable",
     "OpenAIMessagesType",
+    "RetryBudget",
     "RetryManager",
     "RetryWrapper",
     "__version__",

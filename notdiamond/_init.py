@@ -20,6 +20,9 @@ from ._manager import RetryManager
 from ._pipeline import Observer
 from ._policy import DEFAULT_RETRY_AFTER_CAP
 from ._sdk import Provider, classify_client
+from ._strategies import assemble
+from ._strategies.breaker import CircuitBreaker, circuit_breaker_option
+from ._strategies.budget import RetryBudget, retry_budget_option
 from ._types import ClientType, ModelsInput, OpenAIMessagesType
 
 logger = logging.getLogger("notdiamond")
@@ -44,6 +47,12 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
+    #: Per-model circuit breaker: ``notdiamond.CircuitBreaker(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    circuit_breaker: CircuitBreaker | bool | None
+    #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    retry_budget: RetryBudget | bool | None
 
 
 _OPTION_NAMES = tuple(InitOptions.__annotations__)
@@ -117,6 +126,15 @@ def init(
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
 
+    retry_after_cap = _cap(options.get("retry_after_cap", DEFAULT_RETRY_AFTER_CAP))
+    observer = _observer(options.get("observer"))
+    strategies = assemble(
+        config.order,
+        breaker=circuit_breaker_option(options.get("circuit_breaker")),
+        budget=retry_budget_option(options.get("retry_budget")),
+        retry_after_cap=retry_after_cap,
+        report=observer,
+    )
     manager = RetryManager(
         config,
         clients,
@@ -126,10 +144,11 @@ def init(
         clock=_callable("clock", options.get("clock", time.monotonic)),
         sleep=_sleep(options.get("sleep"), is_async),
         sdk_retries=_flag("sdk_retries", options.get("sdk_retries", False)),
-        retry_after_cap=_cap(options.get("retry_after_cap", DEFAULT_RETRY_AFTER_CAP)),
+        retry_after_cap=retry_after_cap,
         jitter=_jitter(options.get("jitter", 0.0)),
-        observer=_observer(options.get("observer")),
+        observer=observer,
         deadline=_deadline(options.get("deadline")),
+        strategies=strategies,
     )
     manager._install()
     return manager

@@ -21,16 +21,19 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import openai
 
-from notdiamond._health.circuit import Transition
+from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
 from notdiamond._policy import is_transient, retry_after_seconds
+from notdiamond._strategy import Admission, Strategy
 
 from . import _checks
-from ._seam import Admission, CallState, Strategy
+
+if TYPE_CHECKING:
+    from notdiamond._call import CallState
 
 logger = logging.getLogger("notdiamond")
 
@@ -124,7 +127,7 @@ class CircuitBreakerStrategy(Strategy):
         *,
         retry_after_cap: float = math.inf,
         store: HealthStore | None = None,
-        report: Callable[[Transition], None] | None = None,
+        report: Callable[[Transition], object] | None = None,
     ) -> None:
         self.options = options
         self.report = report
@@ -187,31 +190,42 @@ class CircuitBreakerStrategy(Strategy):
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def health(self, now: float) -> dict[str, object]:
+    def health(self, now: float) -> dict[str, CircuitHealth]:
         return {key: circuit.health(now) for key, circuit in self.circuits.items()}
 
     def _transition(self, change: Transition) -> None:
         if change.after == "open":
             if logger.isEnabledFor(logging.WARNING):
                 logger.warning(
-                    "notdiamond: circuit breaker for %s opened (%s: %d failed of %d in the "
-                    "window, %d in a row%s); skipping it for %.3fs",
+                    "notdiamond: circuit breaker for %s opened: %s; skipping it for %.3fs",
                     change.key,
-                    change.reason,
-                    change.failures,
-                    change.calls,
-                    change.consecutive,
-                    ""
-                    if change.retry_after is None
-                    else f", Retry-After {change.retry_after:.3f}s",
+                    self._why(change),
                     change.break_duration or 0.0,
                 )
         elif change.after == "closed":
             logger.info("notdiamond: circuit breaker for %s closed (probe succeeded)", change.key)
         else:
             logger.info(
-                "notdiamond: circuit breaker for %s half-open (break ended); probing it",
+                "notdiamond: circuit breaker for %s half-open (%s); probing it",
                 change.key,
+                "break ended" if change.reason == "break_ended" else "every model open",
             )
         if self.report is not None:
             self.report(change)
+
+    def _why(self, change: Transition) -> str:
+        """The figures that opened it (never any message content)."""
+        if change.reason == "consecutive_failures":
+            why = f"{change.consecutive} failures in a row"
+        elif change.reason == "failure_ratio":
+            why = (
+                f"{change.failures} of {change.calls} attempts failed within "
+                f"{self.options.window:g}s"
+            )
+        elif change.reason == "probe_failed":
+            why = "the half-open probe failed"
+        else:
+            why = "the server asked to wait"
+        if change.retry_after is not None:
+            why += f", Retry-After {change.retry_after:g}s beyond retry_after_cap"
+        return why

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from notdiamond._health.budget import BudgetHealth
 from notdiamond._health.store import BudgetPort, HealthStore, InProcessStore
+from notdiamond._strategy import Strategy
 
 from . import _checks
-from ._seam import CallState, Strategy
+
+if TYPE_CHECKING:
+    from notdiamond._call import CallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,5 +79,5 @@ class RetryBudgetStrategy(Strategy):
     def allow_retry(self, call: CallState, key: str, wait: float, now: float) -> bool:
         return self.budgets[key].try_retry(now)
 
-    def health(self, now: float) -> dict[str, object]:
+    def health(self, now: float) -> dict[str, BudgetHealth]:
         return {key: budget.health(now) for key, budget in self.budgets.items()}
