@@ -9,8 +9,12 @@ from __future__ import annotations
 from ._call import AttemptEvent, ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
 from ._failures import Failure, failures_of
+from ._health.circuit import Transition as BreakerTransition
+from ._health.snapshot import ModelHealth
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import (
     ClientsInput,
     ClientType,
@@ -25,16 +29,20 @@ __version__ = "0.5.0"
 __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
+    "BreakerTransition",
+    "CircuitBreaker",
     "ClientType",
     "ClientsInput",
     "DeadlineExceeded",
     "Failure",
     "InitOptions",
     "MessagesInput",
+    "ModelHealth",
     "ModelType",
     "ModelsInput",
     "ModelsUnavailable",
     "OpenAIMessagesType",
+    "RetryBudget",
     "RetryManager",
     "RetryWrapper",
     "__version__",

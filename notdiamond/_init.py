@@ -15,6 +15,9 @@ from ._manager import RetryManager
 from ._options import check_option_names, parse_options
 from ._pipeline import Observer
 from ._sdk import Provider, classify_client
+from ._strategies import assemble
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import ClientsInput, MessagesInput, ModelsInput
 
 logger = logging.getLogger("notdiamond")
@@ -42,6 +45,12 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
+    #: Per-model circuit breaker: ``notdiamond.CircuitBreaker(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    circuit_breaker: CircuitBreaker | bool | None
+    #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    retry_budget: RetryBudget | bool | None
 
 
 def init(
@@ -105,13 +114,20 @@ def init(
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
     resolved = parse_options(options, is_async=is_async)
-
+    strategies = assemble(
+        config.order,
+        breaker=resolved.pop("circuit_breaker"),
+        budget=resolved.pop("retry_budget"),
+        retry_after_cap=resolved["retry_after_cap"],
+        report=resolved["observer"],
+    )
     manager = RetryManager(
         config,
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
         **resolved,
+        strategies=strategies,
     )
     manager._install()
     return manager
