@@ -83,6 +83,7 @@ class CallState:
         "stream_cls",
         "timed",
         "timeout",
+        "tracked",
         "wait_before",
     )
 
@@ -108,6 +109,18 @@ class CallState:
         caller_timeout = options.timeout
         self.timeout = None if caller_timeout.__class__ is NotGiven else (caller_timeout,)
         self.key = key
+        limit = block_deadline.get()
+        # Reading the clock is needed only by strategies, observers and deadlines.
+        self.timed = pipeline.timed or limit is not None
+        # What only failures and timed calls need is set up when first needed (see _track).
+        self.tracked = False
+        if self.timed:
+            self._track()
+            self._begin(limit)
+
+    def _track(self) -> None:
+        """Set up the state that failures, strategies and observers read."""
+        self.tracked = True
         self.attempt = 1
         self.wait_before = 0.0
         self.failures: list[FailureRecord] = []
@@ -120,11 +133,6 @@ class CallState:
         self.skipped: list[str] = []
         self.sent = 0
         self.retry_state: RetryCallState | None = None
-        limit = block_deadline.get()
-        # Reading the clock is needed only by strategies, observers and deadlines.
-        self.timed = pipeline.timed or limit is not None
-        if self.timed:
-            self._begin(limit)
 
     # -- the start of a call -----------------------------------------------------------------
     def _begin(self, block_limit: float | None) -> None:
@@ -217,6 +225,8 @@ class CallState:
     def failed_with(self, exc: Exception) -> float | None:
         """Decide after a failed attempt: the wait before the next one, or ``None`` to raise."""
         pipeline = self.pipeline
+        if not self.tracked:
+            self._track()
         key, attempt = self.key, self.attempt
         self.failures.append((key, attempt, exc))
         now = pipeline.clock() if self.timed else 0.0
@@ -293,13 +303,12 @@ class CallState:
         return attach_failures(last, self.failures)
 
     def _time_up_or_unavailable(self) -> Exception:
-        """No attempt can be sent now: the last error if there is one, else a deadline error."""
-        if self.failures and not (self.deadline is not None and self.clamped):
-            return attach_failures(self.failures[-1][2], self.failures)
+        """No attempt can be sent now: the call's final error if it has failures, else a
+        deadline error (time is up) or :class:`ModelsUnavailable` (every model was skipped)."""
+        if self.failures:
+            return self.final_error()
         if self.deadline is not None:
             error: Exception = self._deadline_error()
-            if self.failures:
-                error.__cause__ = self.failures[-1][2]
         else:
             error = ModelsUnavailable(placeholder_request(self.client, self.options))
         return attach_failures(error, self.failures)

@@ -10,14 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patching
 from ._config import Config, ModelSettings
+from ._health.snapshot import ModelHealth, model_health
 from ._pipeline import Observer, Pipeline, current_call, run_async, run_sync
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
+from ._strategies.breaker import CircuitBreakerStrategy
+from ._strategies.budget import RetryBudgetStrategy
 from ._strategy import Strategy
 from ._telemetry import PassThrough, with_tracing
 
 if TYPE_CHECKING:
+    from ._call import CallState
     from ._sdk import FinalRequestOptions
 
 
@@ -31,6 +35,7 @@ class BaseRetryWrapper:
         self.provider: Provider = provider
         self._request = _patching.original_class(client).request
         self._sdk_retries_off = not manager.sdk_retries
+        self._plain = type(self)._default_create is BaseRetryWrapper._default_create
         # What a call may name: "<provider>/<model>" for any configured model, and the bare model
         # name for this client's own provider.
         self._routes: dict[str, str] = {key: key for key in manager.settings}
@@ -81,8 +86,10 @@ class BaseRetryWrapper:
     def _default_create(self, **kwargs: Any) -> Any:
         """Send one attempt: ``kwargs`` are exactly its ``create`` arguments (model, messages, ...).
 
-        The pipeline calls it once per attempt; the call's request options come from the context
-        variable the pipeline sets around it. For an async client this returns the SDK's
+        The pipeline calls it once per attempt whenever it has been replaced (``patch.object``)
+        or overridden; the call's request options come from the context variable the pipeline
+        sets around it. Otherwise the pipeline calls :meth:`_send` directly, which is the same
+        thing without re-packing the arguments. For an async client this returns the SDK's
         coroutine (the caller awaits it), so one definition serves both kinds of client.
         """
         call = current_call.get()
@@ -91,6 +98,10 @@ class BaseRetryWrapper:
                 "_default_create sends one attempt of a managed call and is called by notdiamond; "
                 "call client.chat.completions.create(...) instead."
             )
+        return self._send(call, kwargs)
+
+    def _send(self, call: CallState, kwargs: dict[str, Any]) -> Any:
+        """Send ``call``'s attempt with ``kwargs`` (a dict this method may consume)."""
         set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
         return self._request(
             call.client if call.origin is self else self._client,
@@ -207,6 +218,19 @@ class RetryManager:
     def get_next_model(self, failed_keys: Collection[str]) -> str | None:
         """The model to fall back to after ``failed_keys``; ``None`` when none is left."""
         return self._selector.next_model(failed_keys)
+
+    def health(self) -> dict[str, ModelHealth]:
+        """Each model's breaker state (closed, open, half_open), until when, and the counts behind
+        it (breaker and retry budget), as of the manager's clock. For dashboards."""
+        now = self.clock()
+        breakers: dict[str, Any] = {}
+        budgets: dict[str, Any] = {}
+        for strategy in self.strategies:
+            if isinstance(strategy, CircuitBreakerStrategy):
+                breakers.update(strategy.health(now))
+            elif isinstance(strategy, RetryBudgetStrategy):
+                budgets.update(strategy.health(now))
+        return model_health(self.models, breakers, budgets)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property

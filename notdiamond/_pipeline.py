@@ -71,9 +71,12 @@ def run_sync(call: CallState) -> Any:
     pipeline = call.pipeline
     while True:
         kwargs = call.attempt_kwargs()
-        token = current_call.set(call)
+        wrapper = pipeline.wrapper_of[call.key]
+        direct = wrapper._plain and "_default_create" not in wrapper.__dict__
+        token = None if direct else current_call.set(call)
         try:
-            result = pipeline.wrapper_of[call.key]._default_create(**kwargs)
+            attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
+            result = attempt
         except Exception as exc:
             failure = exc
         except BaseException:
@@ -86,7 +89,8 @@ def run_sync(call: CallState) -> Any:
                 served.models.append(call.key)
             return result
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         wait = call.failed_with(failure)
         if wait is None:
             raise call.final_error()
@@ -101,9 +105,12 @@ async def run_async(call: CallState) -> Any:
     pipeline = call.pipeline
     while True:
         kwargs = call.attempt_kwargs()
-        token = current_call.set(call)
+        wrapper = pipeline.wrapper_of[call.key]
+        direct = wrapper._plain and "_default_create" not in wrapper.__dict__
+        token = None if direct else current_call.set(call)
         try:
-            result = await pipeline.wrapper_of[call.key]._default_create(**kwargs)
+            attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
+            result = await attempt
         except Exception as exc:
             failure = exc
         except BaseException:
@@ -116,7 +123,8 @@ async def run_async(call: CallState) -> Any:
                 served.models.append(call.key)
             return result
         finally:
-            current_call.reset(token)
+            if token is not None:
+                current_call.reset(token)
         wait = call.failed_with(failure)
         if wait is None:
             raise call.final_error()
