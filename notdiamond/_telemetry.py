@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import openai
 
+from ._hints import near_miss
 from ._strategy import Strategy
 
 if TYPE_CHECKING:
@@ -230,14 +231,14 @@ class PassThrough:
     def __call__(self, model: str) -> None:
         if model not in self._seen and len(self._seen) < self.MAX_NAMES:
             self._seen.add(model)
-            close = [c for c in self._candidates if one_typo_apart(model, c)]
-            if close:
+            meant = near_miss(model, self._candidates)
+            if meant is not None:
                 logger.warning(
                     "model %r is not configured and goes to the %s client unchanged; did you "
-                    "mean %s? (shown once per name)",
+                    "mean %r? (shown once per name)",
                     model,
                     self._provider,
-                    " or ".join(repr(c) for c in close),
+                    meant,
                     extra=log_fields(None, None, model),
                 )
         if logger.isEnabledFor(logging.DEBUG):
@@ -247,22 +248,3 @@ class PassThrough:
                 self._provider,
                 extra=log_fields(None, None, model),
             )
-
-
-def one_typo_apart(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` differ by exactly one edit: insert, delete, substitute, or swap
-    two adjacent characters (Damerau-Levenshtein distance 1)."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) > len(b):
-        a, b = b, a
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    if len(a) < len(b):  # one insertion into ``a``
-        return a[i:] == b[i + 1 :]
-    if a[i + 1 :] == b[i + 1 :]:  # one substitution
-        return True
-    return (  # one swap of adjacent characters
-        i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
-    )

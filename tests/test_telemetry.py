@@ -18,7 +18,6 @@ from opentelemetry.trace import StatusCode
 
 import notdiamond
 from notdiamond._pipeline import run_async, run_sync
-from notdiamond._telemetry import one_typo_apart
 from tests.fakes import USER, FakeProvider, SleepRecorder, ok, status
 
 TWO = ["openai/gpt-4o", "azure/gpt-4o"]
@@ -293,27 +292,6 @@ def test_other_providers_bare_names_and_far_names_do_not_warn(
     client.chat.completions.create(model="gpt-36-turbo", messages=USER)
     client.chat.completions.create(model="o3-mini", messages=USER)
     assert not [r for r in nd_logs.records if r.levelno >= logging.WARNING]
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "near"),
-    [
-        ("gpt-4o", "gpt-4o", False),
-        ("gpt4o", "gpt-4o", True),
-        ("gpt-4oo", "gpt-4o", True),
-        ("gpt-4a", "gpt-4o", True),
-        ("gtp-4o", "gpt-4o", True),
-        ("gpt-o4", "gpt-4o", True),
-        ("tgp-4o", "gpt-4o", False),
-        ("gp4o", "gpt-4o", False),
-        ("", "a", True),
-        ("ab", "ba", True),
-        ("abc", "cba", False),
-    ],
-)
-def test_one_typo_apart(a: str, b: str, near: bool) -> None:
-    assert one_typo_apart(a, b) is near
-    assert one_typo_apart(b, a) is near
 
 
 # -- which model served a call -------------------------------------------------------------------
