@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from ._call import AttemptEvent, CallState
-from ._served import current_record
+from ._served import current_record, open_blocks
 from ._strategy import HOOKS, Strategy, overrides
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def run_sync(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
-            if (served := current_record.get()) is not None:
+            if open_blocks[0] and (served := current_record.get()) is not None:
                 served.models.append(call.key)
             return result
         finally:
@@ -119,7 +119,7 @@ async def run_async(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
-            if (served := current_record.get()) is not None:
+            if open_blocks[0] and (served := current_record.get()) is not None:
                 served.models.append(call.key)
             return result
         finally:

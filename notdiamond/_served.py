@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Final
@@ -36,6 +37,12 @@ current_record: Final[ContextVar[ServedModels | None]] = ContextVar(
 )
 
 
+#: How many ``served_models()`` blocks are open in the process: while none is, a call skips even
+#: the context-variable read (``open_blocks[0]`` is a global load and an index, ~10 ns).
+open_blocks: Final[list[int]] = [0]
+_open_lock: Final = threading.Lock()
+
+
 @contextlib.contextmanager
 def served_models() -> Iterator[ServedModels]:
     """Record which configured model key served each managed call made inside the block.
@@ -49,11 +56,15 @@ def served_models() -> Iterator[ServedModels]:
     The record follows the context like ``notdiamond.deadline``: asyncio tasks started inside the
     block (``asyncio.gather``) add to it too; a thread does so when run in a copy of the block's
     context (``contextvars.copy_context().run``). Blocks nest: a call is recorded by the innermost
-    one. Outside any block it costs a call one context-variable read.
+    one. While no block is open anywhere, it costs a call nothing but one counter read.
     """
     record = ServedModels()
     token = current_record.set(record)
+    with _open_lock:
+        open_blocks[0] += 1
     try:
         yield record
     finally:
+        with _open_lock:
+            open_blocks[0] -= 1
         current_record.reset(token)
