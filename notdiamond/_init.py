@@ -11,9 +11,9 @@ from typing import Any, TypedDict
 from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
+from ._events import Observer
 from ._manager import RetryManager
 from ._options import check_option_names, parse_options
-from ._pipeline import Observer
 from ._sdk import Provider, classify_client
 from ._strategies import assemble
 from ._strategies.breaker import CircuitBreaker
