@@ -36,6 +36,8 @@ class Mutant:
     exercised: Callable[[Scenario], float] | None = None
     #: Requests when neither applies (e.g. an outage window that every run crosses).
     n: int = 600
+    #: Whether the catch is statistical (a test at alpha), not an exact comparison.
+    statistical: bool = False
 
     def apply(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
         return self.patch()
@@ -185,6 +187,7 @@ MUTANTS: dict[str, Mutant] = {
             "first_choice_weights",
             _weights_skewed,
             delta=SKEW,
+            statistical=True,
         ),
         Mutant(
             "extra_retry",
@@ -209,6 +212,7 @@ MUTANTS: dict[str, Mutant] = {
             "backoff_waits",
             _jitter_skewed,
             exercised=_ks_detects,
+            statistical=True,
         ),
         Mutant(
             "sdk_retries_on",
