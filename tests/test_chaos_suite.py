@@ -25,6 +25,8 @@ REQUIRED_SCENARIOS = {
     "async-concurrent",
     "e2e-loopback",
     "jittered-backoff",
+    "high-failure",
+    "per-model-policies",
 }
 
 
