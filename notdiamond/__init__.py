@@ -6,9 +6,10 @@ notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "az
 
 from __future__ import annotations
 
+from ._call import AttemptEvent, ModelsUnavailable
+from ._deadline import DeadlineExceeded, deadline
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
-from ._pipeline import AttemptEvent
 from ._types import ClientType, ModelType, OpenAIMessagesType
 
 __version__ = "0.5.0"
@@ -17,11 +18,14 @@ __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
     "ClientType",
+    "DeadlineExceeded",
     "InitOptions",
     "ModelType",
+    "ModelsUnavailable",
     "OpenAIMessagesType",
     "RetryManager",
     "RetryWrapper",
     "__version__",
+    "deadline",
     "init",
 ]

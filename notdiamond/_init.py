@@ -15,7 +15,9 @@ import anyio
 from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
-from ._manager import Observer, RetryManager
+from ._deadline import check_deadline
+from ._manager import RetryManager
+from ._pipeline import Observer
 from ._policy import DEFAULT_RETRY_AFTER_CAP
 from ._sdk import Provider, classify_client
 from ._types import ClientType, ModelsInput, OpenAIMessagesType
@@ -40,6 +42,8 @@ class InitOptions(TypedDict, total=False):
     jitter: float
     #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
     observer: Observer | None
+    #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
+    deadline: float | None
 
 
 _OPTION_NAMES = tuple(InitOptions.__annotations__)
@@ -125,6 +129,7 @@ def init(
         retry_after_cap=_cap(options.get("retry_after_cap", DEFAULT_RETRY_AFTER_CAP)),
         jitter=_jitter(options.get("jitter", 0.0)),
         observer=_observer(options.get("observer")),
+        deadline=_deadline(options.get("deadline")),
     )
     manager._install()
     return manager
@@ -195,6 +200,10 @@ def _jitter(value: object) -> float:
             f"number from 0 (off) to 1, got {value!r}. E.g. jitter=0.25."
         )
     return float(value)
+
+
+def _deadline(value: object) -> float | None:
+    return None if value is None else check_deadline("deadline", value)
 
 
 def _observer(value: object) -> Observer | None:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from openai import AsyncOpenAI
 
-from ._pipeline import Call, run_async, run_sync
+from ._call import CallState
+from ._pipeline import run_async, run_sync
 
 if TYPE_CHECKING:
     from ._manager import BaseRetryWrapper
@@ -101,7 +102,11 @@ def _make_patched_class(base: Any) -> type:
         slot: Slot | None = self.__dict__.get(SLOT_ATTR)
         wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
         if wrapper is not None and (key := wrapper.route(options)) is not None:
-            return run(Call(wrapper, self, key, cast_to, options, stream, stream_cls))
+            return run(
+                CallState(
+                    wrapper.pipeline, wrapper, self, key, cast_to, options, stream, stream_cls
+                )
+            )
         return base_request(self, cast_to, options, stream=stream, stream_cls=stream_cls)
 
     namespace = {

@@ -130,14 +130,29 @@ class RetryPolicy:
     stop: stop_base
     wait: wait_base
 
-    def delay_after(self, attempt: int, exc: BaseException) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to leave this model."""
+    def new_state(self, started: float) -> RetryCallState:
+        """The decision state of one model's attempts in one call, started at ``started``.
+
+        It lives as long as the call stays on that model, and every timestamp in it is the
+        manager's clock (tenacity would read ``time.monotonic``), so time-based stops work in
+        virtual time too.
+        """
         state = RetryCallState(_DECIDER, fn=None, args=(), kwargs={})
+        state.start_time = started
+        return state
+
+    def delay_after(
+        self, state: RetryCallState, attempt: int, exc: BaseException, now: float
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to leave this model."""
         state.attempt_number = attempt
         state.set_exception((type(exc), exc, exc.__traceback__))
+        state.outcome_timestamp = now
         if not self.retry(state) or self.stop(state):
             return None
-        return float(self.wait(state))
+        wait = float(self.wait(state))
+        state.idle_for += wait
+        return wait
 
 
 #: tenacity's state objects want a controller; the policy only reads strategies, never runs it.

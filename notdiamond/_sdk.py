@@ -70,6 +70,17 @@ def set_request_fields(
         fields["max_retries"] = 0
 
 
+def placeholder_request(client: Any, options: FinalRequestOptions) -> Any:
+    """The HTTP request a call would send, for errors raised without sending one (a deadline).
+
+    The SDK's exceptions carry the request; this builds it the SDK's way, sending nothing.
+    """
+    try:
+        return client._build_request(options)
+    except Exception:  # the error being raised matters more than its request attribute
+        return None
+
+
 # -- Streams -------------------------------------------------------------------------------------
 # What priming a streamed answer (``notdiamond._streams``) needs to know about the SDK's objects.
 #
