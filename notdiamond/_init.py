@@ -14,7 +14,14 @@ from typing import Any, TypedDict
 import anyio
 from typing_extensions import Unpack
 
-from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
+from ._config import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    Config,
+    _PerModel,
+    parse_config,
+)
 from ._deadline import check_deadline
 from ._manager import RetryManager
 from ._pipeline import Observer
@@ -44,6 +51,9 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
+    #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
+    #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
+    first_chunk_timeout: float | Mapping[str, float | None] | None
 
 
 _OPTION_NAMES = tuple(InitOptions.__annotations__)
@@ -130,6 +140,7 @@ def init(
         jitter=_jitter(options.get("jitter", 0.0)),
         observer=_observer(options.get("observer")),
         deadline=_deadline(options.get("deadline")),
+        first_chunk_timeouts=_first_chunk_timeouts(options.get("first_chunk_timeout"), config),
     )
     manager._install()
     return manager
@@ -204,6 +215,32 @@ def _jitter(value: object) -> float:
 
 def _deadline(value: object) -> float | None:
     return None if value is None else check_deadline("deadline", value)
+
+
+def _first_chunk_timeouts(value: object, config: Config) -> dict[str, float]:
+    """``first_chunk_timeout``: the models that have one, and its value for each."""
+    if value is None:
+        return {}
+    per_model = _PerModel(
+        "first_chunk_timeout", value, None, _check_first_chunk_timeout, config.order
+    )
+    return {key: limit for key, limit in per_model.values.items() if limit is not None}
+
+
+def _check_first_chunk_timeout(where: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{where}: expected seconds from sending a streamed attempt to its first chunk, as a "
+            f"number (or None for no limit), got {value!r}. E.g. first_chunk_timeout=10.0."
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{where}: {value!r} is not a usable first-chunk timeout. Use a finite number of "
+            "seconds > 0, or None for no limit."
+        )
+    return float(value)
 
 
 def _observer(value: object) -> Observer | None:

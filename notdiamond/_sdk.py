@@ -16,7 +16,6 @@ __all__ = [
     "classify_client",
     "client_of",
     "http_module_of",
-    "http_module_of_client",
     "set_request_fields",
     "status_error",
     "streamed_response",
@@ -114,15 +113,6 @@ def client_of(result: object) -> Any | None:
 def http_module_of(response: object) -> Any:
     """``httpx2`` or ``httpx``: the library whose ``Response`` class ``response`` is."""
     return sys.modules[type(response).__module__.split(".", 1)[0]]
-
-
-def http_module_of_client(client: Any) -> Any:
-    """``httpx2`` or ``httpx``: the library of the SDK client's HTTP client (the SDK subclasses it)."""
-    for cls in type(client._client).__mro__:
-        name = cls.__module__.split(".", 1)[0]
-        if name in ("httpx", "httpx2"):
-            return sys.modules[name]
-    raise TypeError(f"{type(client._client).__name__} is neither an httpx nor an httpx2 client")
 
 
 def body_not_read(response: Any) -> bool:

@@ -53,7 +53,6 @@ from ._sdk import (
     body_not_read,
     client_of,
     http_module_of,
-    http_module_of_client,
     status_error,
     streamed_response,
 )
@@ -174,7 +173,7 @@ def _ended(response: Any, key: str) -> openai.APIConnectionError:
 
 def _timeout(request: Any, key: str, limit: float) -> openai.APITimeoutError:
     exc = openai.APITimeoutError(request=request)
-    _note(exc, f"notdiamond: no first chunk from {key} within first_chunk_timeout={limit:g}s")
+    _note(exc, f"notdiamond: no first chunk from {key} within {limit:g}s of sending the attempt")
     return exc
 
 
@@ -507,13 +506,14 @@ async def send_and_prime_async(
     send: Awaitable[T],
     *,
     key: str,
-    client: Any,
+    request: Callable[[], Any],
     first_chunk_timeout: float | None = None,
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], Awaitable[object]] | None = None,
 ) -> T:
     """Await an async streamed attempt (``send``: the SDK's coroutine) and prime its result.
 
+    ``request`` makes the request object of a timeout raised before any response existed.
     With ``first_chunk_timeout``, the limit covers both the wait for the response headers and the
     wait for the first chunk, measured from now on the injected clock and raced on ``sleep``.
     """
@@ -529,15 +529,10 @@ async def send_and_prime_async(
         attempt(),
         first_chunk_timeout,
         sleep,
-        lambda: _request_of(client),
+        request,
         key,
         first_chunk_timeout,
     )
-
-
-def _request_of(client: Any) -> Any:
-    """A request to attach to a timeout raised before any response existed."""
-    return http_module_of_client(client).Request("POST", f"{client.base_url}chat/completions")
 
 
 async def _within(

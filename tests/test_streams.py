@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import openai
 import pytest
 
+import notdiamond
 from notdiamond._policy import is_transient
 from notdiamond._streams import (
     first_event_data,
@@ -351,7 +353,7 @@ async def test_async_first_chunk_timeout_in_virtual_time(fake: FakeProvider) -> 
             sleep=asyncio.sleep,
         )
     assert loop.time() - start == pytest.approx(2.0)  # at the limit, not after the stall
-    assert any("first_chunk_timeout=2s" in note for note in caught.value.__notes__)
+    assert any("within 2s of sending the attempt" in note for note in caught.value.__notes__)
     assert bodies[0].closed
     assert bodies[0].delivered == 0
 
@@ -389,7 +391,7 @@ async def test_async_first_chunk_timeout_covers_the_wait_for_headers(fake: FakeP
         await send_and_prime_async(
             client.chat.completions.create(model="gpt-4o", messages=USER, stream=True),
             key=KEY,
-            client=client,
+            request=lambda: None,
             first_chunk_timeout=2.0,
             clock=loop.time,
             sleep=asyncio.sleep,
@@ -398,9 +400,172 @@ async def test_async_first_chunk_timeout_covers_the_wait_for_headers(fake: FakeP
     result = await send_and_prime_async(
         client.chat.completions.create(model="gpt-4o", messages=USER, stream=True),
         key=KEY,
-        client=client,
+        request=lambda: None,
         first_chunk_timeout=2.0,
         clock=loop.time,
         sleep=asyncio.sleep,
     )
     assert await _atext(result) == "hi"
+
+
+# -- whole calls through notdiamond.init -----------------------------------------------------------
+
+TWO = ["openai/gpt-4o", "azure/gpt-4o"]
+
+
+def test_a_break_before_the_first_chunk_is_retried_and_the_caller_gets_a_whole_stream(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
+    client, azure = fake.openai(), fake.azure()
+    events: list[Any] = []
+    notdiamond.init(
+        [client, azure], models=TWO, max_retries=2, sleep=sleeps, observer=events.append
+    )
+    fake.script(KEY, sse(cut_before=0), sse(("a", "b", "c")))
+    stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert isinstance(stream, openai.Stream)
+    assert _text(stream) == "abc"
+    assert fake.keys() == [KEY, KEY]
+    assert sleeps.waits == [2.0]  # the policy's wait after a transient failure
+    assert [e.decision for e in events] == ["retry", "success"]
+    assert type(events[0].error) is openai.APIConnectionError
+
+
+@pytest.mark.parametrize(
+    ("first", "keys"),
+    [
+        (error_event({"message": "slow down", "code": 429}), [KEY, KEY]),  # transient: retried
+        (error_event({"message": "bad", "type": "invalid_request_error"}), [KEY, "azure/gpt-4o"]),
+        (DONE_EVENT, [KEY, KEY]),  # an empty stream: a connection error, retried
+    ],
+    ids=["429-event", "400-event", "done-first"],
+)
+def test_first_events_follow_the_policy(
+    fake: FakeProvider, sleeps: SleepRecorder, first: bytes, keys: list[str]
+) -> None:
+    client, azure = fake.openai(), fake.azure()
+    notdiamond.init([client, azure], models=TWO, max_retries=2, sleep=sleeps)
+    fake.script(KEY, sse(("x",), first=first))
+    stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert _text(stream) == "hi"  # the answering model's stream, whole
+    assert fake.keys() == keys
+
+
+def test_every_stream_path_falls_back_before_the_first_chunk(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
+    client, azure = fake.openai(), fake.azure()
+    notdiamond.init([client, azure], models=TWO, sleep=sleeps)
+    fake.always(KEY, sse(cut_before=0), n=3)
+    fake.always("azure/gpt-4o", sse(("p", "q")), n=3)
+    with client.chat.completions.stream(model="notdiamond", messages=USER) as helper:
+        assert helper.get_final_completion().choices[0].message.content == "pq"
+    with client.chat.completions.with_streaming_response.create(
+        model="notdiamond", messages=USER, stream=True
+    ) as response:
+        assert _text(response.parse()) == "pq"
+    raw = client.chat.completions.with_raw_response.create(
+        model="notdiamond", messages=USER, stream=True
+    )
+    assert _text(raw.parse()) == "pq"
+    assert fake.keys() == [KEY, "azure/gpt-4o"] * 3
+
+
+def test_a_break_after_the_first_chunk_reaches_the_caller_and_is_never_replayed(
+    fake: FakeProvider, sleeps: SleepRecorder
+) -> None:
+    client, azure = fake.openai(), fake.azure()
+    notdiamond.init([client, azure], models=TWO, max_retries=3, sleep=sleeps)
+    fake.script(KEY, sse(("a", "b", "c"), cut_before=1))
+    stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    got: list[str] = []
+    with pytest.raises(openai.APIConnectionError, match="openai/gpt-4o broke after 1 chunk"):
+        got.extend(c.choices[0].delta.content for c in stream)
+    assert got == ["a"]
+    assert fake.keys() == [KEY]  # no retry, no fallback once the caller had a chunk
+
+
+def test_first_chunk_timeout_per_model_sync(fake: FakeProvider, sleeps: SleepRecorder) -> None:
+    client, azure = fake.openai(), fake.azure()
+    notdiamond.init(
+        [client, azure],
+        models=TWO,
+        sleep=sleeps,
+        clock=sleeps.clock,
+        first_chunk_timeout={KEY: 2.0, "azure/gpt-4o": None},
+    )
+    fake.script(KEY, sse(stall=5.0, advance=sleeps))
+    fake.script("azure/gpt-4o", sse(("slow", "ok"), stall=9.0, advance=sleeps))
+    stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert _text(stream) == "slowok"  # azure has no first-chunk limit: its 9 s stall is fine
+    assert fake.keys() == [KEY, "azure/gpt-4o"]
+
+
+def test_first_chunk_timeout_is_validated_at_init(fake: FakeProvider) -> None:
+    client = fake.openai()
+    for bad, error in [(0, ValueError), (-1.0, ValueError), ("5", TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="first_chunk_timeout"):
+            notdiamond.init(client, models=[KEY], first_chunk_timeout=bad)  # type: ignore[arg-type]
+        assert type(client) is openai.OpenAI  # nothing patched on refusal
+    with pytest.raises(ValueError, match=r"first_chunk_timeout\['openai/gpt-4o'\]"):
+        notdiamond.init(client, models=[KEY], first_chunk_timeout={KEY: math.inf})
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_async_stall_falls_back_at_the_first_chunk_timeout(fake: FakeProvider) -> None:
+    loop = asyncio.get_running_loop()
+    client, azure = fake.async_openai(), fake.async_azure()
+    notdiamond.init(
+        [client, azure], models=TWO, clock=loop.time, first_chunk_timeout=2.0, timeout=60.0
+    )
+    bodies: list[ScriptedBody] = []
+    fake.script(KEY, sse(stall=30.0, bodies=bodies))
+    fake.script("azure/gpt-4o", sse(("a", "b"), stall=1.0))
+    start = loop.time()
+    stream = await client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert loop.time() - start == pytest.approx(3.0)  # 2 s limit on openai, then azure's 1 s
+    assert await _atext(stream) == "ab"
+    assert fake.keys() == [KEY, "azure/gpt-4o"]
+    assert bodies[0].closed  # the stalled connection was released
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_async_breaks_before_and_after_the_first_chunk(fake: FakeProvider) -> None:
+    client, azure = fake.async_openai(), fake.async_azure()
+    notdiamond.init([client, azure], models=TWO)
+    fake.script(KEY, sse(cut_before=0), sse(("a", "b"), cut_before=1))
+    fake.script("azure/gpt-4o", sse(("x", "y")))
+    stream = await client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert await _atext(stream) == "xy"
+    async with client.chat.completions.stream(model="openai/gpt-4o", messages=USER) as helper:
+        got: list[str] = []
+        with pytest.raises(openai.APIConnectionError, match="broke after 1 chunk"):
+            await _acollect_events(helper, got)
+    assert fake.keys() == [KEY, "azure/gpt-4o", KEY]
+
+
+async def _acollect_events(helper: Any, got: list[str]) -> None:
+    async for event in helper:
+        if event.type == "content.delta":
+            got.append(event.delta)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_deadline_covers_the_wait_for_the_first_chunk(fake: FakeProvider) -> None:
+    loop = asyncio.get_running_loop()
+    client = fake.async_openai()
+    notdiamond.init(client, models=[KEY], clock=loop.time, deadline=5.0, timeout=60.0)
+
+    def headers_then_stall(request: Any) -> Any:
+        response = sse(stall=30.0)(request)
+        request.extensions["timeout"] = {"read": None}  # the body alone would wait 30 s
+        return response
+
+    fake.script(KEY, headers_then_stall)
+    start = loop.time()
+    with pytest.raises(notdiamond.DeadlineExceeded):
+        await client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert loop.time() - start == pytest.approx(5.0)
