@@ -12,6 +12,7 @@ import http.server
 import math
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,8 +32,10 @@ from tests.fakes import (
     DONE_EVENT,
     USER,
     FakeProvider,
+    H,
     ScriptedBody,
     SleepRecorder,
+    chunk_event,
     error_event,
     sse,
 )
@@ -569,3 +572,29 @@ async def test_the_deadline_covers_the_wait_for_the_first_chunk(fake: FakeProvid
     with pytest.raises(notdiamond.DeadlineExceeded):
         await client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
     assert loop.time() - start == pytest.approx(5.0)
+
+
+class _LongBody(H.SyncByteStream):  # type: ignore[misc]
+    """``n`` chunk events made on the fly, then ``[DONE]``: the fake itself holds none of them."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(self.n):
+            yield chunk_event("gpt-4o", f"t{i} " + "x" * 2000)
+        yield DONE_EVENT
+
+
+def test_memory_stays_flat_over_a_long_primed_stream(fake: FakeProvider) -> None:
+    n = 400  # about 0.8 MB of events
+    stream = prime_sync(_open(fake, lambda request: H.Response(200, stream=_LongBody(n))), key=KEY)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        received = sum(1 for _ in stream)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == n
+    assert peak < 200_000, peak  # holding the events read so far would take 0.8 MB
