@@ -302,13 +302,12 @@ class CallState:
         return attach_failures(last, self.failures)
 
     def _time_up_or_unavailable(self) -> Exception:
-        """No attempt can be sent now: the last error if there is one, else a deadline error."""
-        if self.failures and not (self.deadline is not None and self.clamped):
-            return attach_failures(self.failures[-1][2], self.failures)
+        """No attempt can be sent now: the call's final error if it has failures, else a
+        deadline error (time is up) or :class:`ModelsUnavailable` (every model was skipped)."""
+        if self.failures:
+            return self.final_error()
         if self.deadline is not None:
             error: Exception = self._deadline_error()
-            if self.failures:
-                error.__cause__ = self.failures[-1][2]
         else:
             error = ModelsUnavailable(placeholder_request(self.client, self.options))
         return attach_failures(error, self.failures)

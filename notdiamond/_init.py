@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 import anyio
@@ -27,7 +27,7 @@ from ._manager import RetryManager
 from ._pipeline import Observer
 from ._policy import DEFAULT_RETRY_AFTER_CAP
 from ._sdk import Provider, classify_client
-from ._types import ClientType, ModelsInput, OpenAIMessagesType
+from ._types import ClientsInput, MessagesInput, ModelsInput
 
 logger = logging.getLogger("notdiamond")
 
@@ -60,11 +60,11 @@ _OPTION_NAMES = tuple(InitOptions.__annotations__)
 
 
 def init(
-    client: ClientType | list[ClientType],
+    client: ClientsInput,
     models: ModelsInput,
     max_retries: int | Mapping[str, int] = DEFAULT_MAX_RETRIES,
     timeout: float | Mapping[str, float] = DEFAULT_TIMEOUT,
-    model_messages: OpenAIMessagesType | Mapping[str, OpenAIMessagesType] | None = None,
+    model_messages: MessagesInput | Mapping[str, MessagesInput] | None = None,
     api_key: str | None = None,
     async_mode: bool = False,
     backoff: float | Mapping[str, float] = DEFAULT_BACKOFF,
@@ -77,13 +77,14 @@ def init(
     uses the clients does not change. ``model="notdiamond"`` lets the manager choose.
 
     Args:
-        client: One client or a list: at most one per provider (``OpenAI`` -> ``openai``,
-            ``AzureOpenAI`` -> ``azure``), all sync or all async.
+        client: One client or a sequence of them (a list, a tuple): at most one per provider
+            (``OpenAI`` -> ``openai``, ``AzureOpenAI`` -> ``azure``), all sync or all async.
         models: ``["openai/gpt-4o", "azure/gpt-4o"]`` in priority order, or
             ``{"openai/gpt-4o": 0.9, "azure/gpt-4o": 0.1}`` to balance by weight.
         max_retries: Attempts per model (1 = one try, then fall back); one number or per model.
         timeout: Seconds per attempt; one number or per model.
-        model_messages: Messages prepended to the caller's on every attempt of a model.
+        model_messages: Messages prepended to the caller's on every attempt of a model: the
+            SDK's own ``ChatCompletionMessageParam`` dicts; one list, or one per model key.
         api_key: Not Diamond API key (falls back to ``NOTDIAMOND_API_KEY``); sends nothing.
         async_mode: Informational: the clients' own type decides sync or async.
         backoff: The wait after the k-th failed attempt of a model is ``backoff ** k`` seconds.
@@ -94,6 +95,9 @@ def init(
 
     Raises:
         TypeError, ValueError: for any invalid input, naming the fix; nothing is patched then.
+
+    A managed call that fails on every model raises its last attempt's own SDK error;
+    :func:`notdiamond.failures_of` returns every failed attempt of the call from it.
     """
     unknown = [name for name in options if name not in _OPTION_NAMES]
     if unknown:
@@ -147,7 +151,7 @@ def init(
 
 
 def _clients_by_provider(client: object) -> tuple[dict[Provider, Any], bool]:
-    given = list(client) if isinstance(client, list | tuple) else [client]
+    given = list(client) if isinstance(client, Sequence) else [client]
     if not given:
         raise ValueError(
             "client: the list is empty. Pass the OpenAI/AzureOpenAI clients to manage."
