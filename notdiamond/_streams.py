@@ -27,6 +27,10 @@ After the first chunk a broken body reaches the caller as the SDK's ``APIConnect
 ``APITimeoutError``), in both SDK majors, with a note naming the model and how many chunks were
 received; it is never replayed.
 
+A compressed body (``Content-Encoding``) is not decoded here: its first non-empty read counts as
+its first chunk (an end or a break before it is still a failed attempt; an error event in it is left
+to the SDK).
+
 Time: async attempts race the first chunk against the manager's injected ``sleep`` (virtual time in
 tests and in the chaos harness). A sync thread cannot be interrupted by a clock, so sync attempts use
 two safe mechanisms: when the response runs over a plain HTTP/1.1 socket, a timer thread shuts that
@@ -352,6 +356,14 @@ class _SocketWatchdog:
         return sock if isinstance(sock, socket.socket) else None
 
 
+def _content_encoded(response: Any) -> bool:
+    """A compressed body: its first bytes stand for its first chunk (they cannot be parsed here)."""
+    return response.headers.get("content-encoding", "identity").strip().lower() not in (
+        "",
+        "identity",
+    )
+
+
 def _close(response: Any, rest: Any) -> None:
     for target in (getattr(rest, "close", None), response.close):
         if target is not None:
@@ -382,6 +394,7 @@ def prime_sync(
             _close(response, None)
             raise _timeout(response.request, key, limit)
     http = http_module_of(response)
+    encoded = _content_encoded(response)
     source = response.stream
     rest = iter(source)
     head: list[bytes] = []
@@ -398,7 +411,7 @@ def prime_sync(
                 raise _ended(response, key) from None
             if chunk:
                 head.append(chunk)
-                data = first_event_data(b"".join(head))
+                data = "" if encoded else first_event_data(b"".join(head))
     except Exception as exc:
         fired = watchdog is not None and watchdog.disarm()
         _close(response, rest)
@@ -447,6 +460,7 @@ async def _prime_async(result: T, key: str) -> T:
     if response is None or not body_not_read(response):
         return result
     http = http_module_of(response)
+    encoded = _content_encoded(response)
     source = response.stream
     rest = source.__aiter__()
     head: list[bytes] = []
@@ -459,7 +473,7 @@ async def _prime_async(result: T, key: str) -> T:
                 raise _ended(response, key) from None
             if chunk:
                 head.append(chunk)
-                data = first_event_data(b"".join(head))
+                data = "" if encoded else first_event_data(b"".join(head))
         failure = _first_event_error(data, result, response, key)
         if failure is not None:
             raise failure

@@ -13,6 +13,7 @@ import math
 import threading
 import time
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -598,3 +599,41 @@ def test_memory_stays_flat_over_a_long_primed_stream(fake: FakeProvider) -> None
         tracemalloc.stop()
     assert received == n
     assert peak < 200_000, peak  # holding the events read so far would take 0.8 MB
+
+
+def test_sync_stall_over_a_real_socket_falls_back_at_the_first_chunk_timeout(
+    fake: FakeProvider,
+) -> None:
+    _text(_open(FakeProvider(), sse()))  # the SDK's first-call imports, outside the timing
+    with _stalling_server(30.0) as url:
+        stalling = openai.OpenAI(api_key="x", base_url=url)
+        notdiamond.init([stalling, fake.azure()], models=TWO, first_chunk_timeout=1.0)
+        start = time.monotonic()
+        stream = stalling.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+        assert _text(stream) == "hi"  # azure's whole answer
+        assert 1.0 <= time.monotonic() - start < 2.5  # cut at the limit, not after the stall
+        assert fake.keys() == ["azure/gpt-4o"]
+        stalling.close()
+
+
+def test_a_compressed_stream_is_primed_by_its_first_bytes(fake: FakeProvider) -> None:
+    events = [chunk_event("gpt-4o", c) for c in ("zip", "ped")] + [DONE_EVENT]
+    packer = zlib.compressobj(wbits=31)  # gzip
+    parts = [packer.compress(e) + packer.flush(zlib.Z_SYNC_FLUSH) for e in events]
+    parts.append(packer.flush())
+    bodies: list[ScriptedBody] = []
+
+    def gzipped(cut_before: int | None) -> Any:
+        def reply(request: Any) -> Any:
+            body = ScriptedBody(request, parts, cut_before=cut_before, stall=0.0, advance=None)
+            bodies.append(body)
+            headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+            return H.Response(200, headers=headers, stream=body)
+
+        return reply
+
+    stream = prime_sync(_open(fake, gzipped(None)), key=KEY)
+    assert bodies[0].delivered == 1  # not the whole body
+    assert _text(stream) == "zipped"
+    with pytest.raises(openai.APIConnectionError):  # a break before the first bytes
+        prime_sync(_open(fake, gzipped(0)), key=KEY)
