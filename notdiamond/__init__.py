@@ -6,8 +6,9 @@ notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "az
 
 from __future__ import annotations
 
-from ._call import AttemptEvent, ModelsUnavailable
+from ._call import ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
+from ._events import AttemptEvent
 from ._failures import Failure, failures_of
 from ._health.circuit import Transition as BreakerTransition
 from ._health.snapshot import ModelHealth

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from . import _patching, _replaced
+from ._assembly import Pipeline
 from ._config import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RETRIES,
@@ -18,8 +19,9 @@ from ._config import (
     ModelSettings,
     parse_config,
 )
+from ._events import Observer
 from ._health.snapshot import ModelHealth, model_health
-from ._pipeline import Observer, Pipeline, current_call, run_async, run_sync
+from ._pipeline import current_call, run_async, run_sync
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, classify_client, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
@@ -257,6 +259,7 @@ class RetryManager:
         observer: Observer | None,
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
+        first_chunk_timeouts: Mapping[str, float] | None = None,
     ) -> None: ...
 
     def __init__(self, first: Any, second: Any, /, **settings: Any) -> None:
@@ -308,9 +311,10 @@ class RetryManager:
             **{name: _only(values, models) for name, values in settings.items()},
             available_providers=frozenset(by_provider),
         )
-        options = parse_options({}, is_async=is_async)
+        options = parse_options({}, is_async=is_async, models=config.order)
         options.pop("circuit_breaker")
         options.pop("retry_budget")
+        first_chunk = options.pop("first_chunk_timeout")
         api_key = next((w.api_key for w in given if w.api_key is not None), None)
         self._setup(
             config,
@@ -318,6 +322,7 @@ class RetryManager:
             is_async=is_async,
             api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
             wrappers=by_provider,
+            first_chunk_timeouts=first_chunk,
             **options,
         )
         self._install()
@@ -339,6 +344,7 @@ class RetryManager:
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
         wrappers: Mapping[Provider, BaseRetryWrapper] | None = None,
+        first_chunk_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -365,7 +371,9 @@ class RetryManager:
         }
         self.strategies = strategies
         # Tracing, when OpenTelemetry is configured: one more strategy and observer (else none).
-        tracing, pipeline_strategies, pipeline_observer = with_tracing(strategies, observer)
+        tracing, pipeline_strategies, pipeline_observer = with_tracing(
+            strategies, observer, self.settings
+        )
         self.pipeline = Pipeline(
             settings=self.settings,
             next_model=self._selector.next_model,
@@ -375,6 +383,7 @@ class RetryManager:
             sleep=sleep,
             observer=pipeline_observer,
             deadline=deadline,
+            first_chunk_timeouts=first_chunk_timeouts,
         )
         self.driver: Any
         if tracing is None:

@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._call import CallState
 
 if TYPE_CHECKING:
-    from ._manager import BaseRetryWrapper
+    from ._assembly import Pipeline
+
+
+class Router(Protocol):
+    """What patching needs of the wrapper that serves a client (``RetryWrapper``)."""
+
+    pipeline: Pipeline
+    #: Runs a routed call to its result (the pipeline's driver, traced when tracing is on).
+    drive: Callable[[CallState], Any]
+
+    def route(self, options: Any) -> str | None:
+        """The first model key of a managed call, or ``None`` to pass the request through."""
+        ...
+
 
 #: Instance attribute holding the :class:`Slot` of a managed client and of its copies.
 SLOT_ATTR: Final = "_notdiamond_slot"
@@ -26,8 +40,8 @@ class Slot:
 
     __slots__ = ("copies", "original_class", "wrapper")
 
-    def __init__(self, wrapper: BaseRetryWrapper, original_class: type) -> None:
-        self.wrapper: BaseRetryWrapper | None = wrapper
+    def __init__(self, wrapper: Router, original_class: type) -> None:
+        self.wrapper: Router | None = wrapper
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -51,7 +65,7 @@ _lock = threading.Lock()
 _patched_classes: dict[type, type] = {}
 
 
-def install(client: Any, wrapper: BaseRetryWrapper) -> None:
+def install(client: Any, wrapper: Router) -> None:
     """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
@@ -63,7 +77,7 @@ def install(client: Any, wrapper: BaseRetryWrapper) -> None:
         client.__class__ = _patched_class(original)
 
 
-def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
+def uninstall(client: Any, wrapper: Router) -> bool:
     """Restore ``client`` and its copies if ``wrapper`` still serves them; report whether it did."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)

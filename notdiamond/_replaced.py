@@ -12,7 +12,7 @@ unchanged. ``close()`` puts the replacement back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from openai import NotGiven
 
@@ -20,7 +20,18 @@ from ._call import CallState
 from ._sdk import CHAT_COMPLETIONS_PATH, FinalRequestOptions
 
 if TYPE_CHECKING:
-    from ._manager import BaseRetryWrapper
+    from ._assembly import Pipeline
+
+
+class Wrapper(Protocol):
+    """What this module needs of the wrapper serving the client (``RetryWrapper``)."""
+
+    _client: Any
+    pipeline: Pipeline
+    drive: Callable[[CallState], Any]
+
+    def route_model(self, model: str) -> str | None: ...
+
 
 #: ``CallState.cast_to`` of a call that entered through the manager's ``create``: its attempts
 #: go to the replacement rather than to the SDK's ``request``.
@@ -43,7 +54,7 @@ def replaced_create(client: Any) -> Callable[..., Any] | None:
     return earlier if earlier is not None else current
 
 
-def entry(wrapper: BaseRetryWrapper, replacement: Callable[..., Any]) -> Callable[..., Any]:
+def entry(wrapper: Wrapper, replacement: Callable[..., Any]) -> Callable[..., Any]:
     """The manager's ``create`` for ``wrapper``'s client, in front of ``replacement``."""
     client = wrapper._client
 
@@ -66,14 +77,14 @@ def entry(wrapper: BaseRetryWrapper, replacement: Callable[..., Any]) -> Callabl
     return create
 
 
-def install_entry(wrapper: BaseRetryWrapper, replacement: Callable[..., Any]) -> Callable[..., Any]:
+def install_entry(wrapper: Wrapper, replacement: Callable[..., Any]) -> Callable[..., Any]:
     """Put the manager's ``create`` in front of ``replacement``; return it."""
     function = entry(wrapper, replacement)
     vars(wrapper._client.chat.completions)["create"] = function
     return function
 
 
-def remove_entry(wrapper: BaseRetryWrapper, function: Callable[..., Any]) -> None:
+def remove_entry(wrapper: Wrapper, function: Callable[..., Any]) -> None:
     """Put the replacement back, unless something replaced the manager's ``create`` since."""
     completions = vars(wrapper._client.chat.completions)
     if completions.get("create") is function:

@@ -17,36 +17,30 @@ retry). The attempt span is the current span while the attempt is sent, so HTTP 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import openai
 
 from ._hints import near_miss
+from ._log import log_fields, logger
 from ._strategy import Strategy
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-    from ._call import AttemptEvent, CallState
+    from ._call import CallState
+    from ._config import ModelSettings
+    from ._events import AttemptEvent
+    from ._strategy import CallView
 
-logger = logging.getLogger("notdiamond")
 
 #: ``gen_ai.provider.name`` of each provider (the semantic conventions' well-known values).
 GEN_AI_PROVIDER: Final[dict[str, str]] = {"openai": "openai", "azure": "azure.ai.openai"}
 
 SyncDriver = Callable[["CallState"], Any]
 AsyncDriver = Callable[["CallState"], Coroutine[Any, Any, Any]]
-
-
-def log_fields(call_id: int | None, attempt: int | None, model: str | None) -> dict[str, Any]:
-    """The ``extra`` of a record about a call, for structured logging (JSON formatters)."""
-    return {
-        "notdiamond_call_id": call_id,
-        "notdiamond_attempt": attempt,
-        "notdiamond_model": model,
-    }
 
 
 def error_type(exc: BaseException) -> str:
@@ -80,11 +74,12 @@ class Tracing(Strategy):
 
     name = "tracing"
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, settings: Mapping[str, ModelSettings]) -> None:
         from opentelemetry import context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self._tracer = tracer
+        self._settings = settings
         self._context = context
         self._set_span_in_context = trace.set_span_in_context
         self._client_kind = SpanKind.CLIENT
@@ -147,8 +142,8 @@ class Tracing(Strategy):
         return traced
 
     # -- attempt spans -----------------------------------------------------------------------
-    def attempt_started(self, call: CallState, key: str, attempt: int, now: float) -> None:
-        settings = call.pipeline.settings[key]
+    def attempt_started(self, call: CallView, key: str, attempt: int, now: float) -> None:
+        settings = self._settings[key]
         span = self._tracer.start_span(
             f"chat {settings.model}",
             kind=self._client_kind,
@@ -164,7 +159,7 @@ class Tracing(Strategy):
         token = self._context.attach(self._set_span_in_context(span))
         self._attempt.set((span, token))
 
-    def attempt_abandoned(self, call: CallState, key: str) -> None:
+    def attempt_abandoned(self, call: CallView, key: str) -> None:
         self._end_attempt("abandoned", "cancelled", None)
 
     def observe(self, event: AttemptEvent) -> None:
@@ -193,13 +188,15 @@ class Tracing(Strategy):
 
 
 def with_tracing(
-    strategies: Sequence[Strategy], observer: Callable[[AttemptEvent], object] | None
+    strategies: Sequence[Strategy],
+    observer: Callable[[AttemptEvent], object] | None,
+    settings: Mapping[str, ModelSettings],
 ) -> tuple[Tracing | None, tuple[Strategy, ...], Callable[[AttemptEvent], object] | None]:
     """Add tracing to a manager's strategies and observer if it is configured (checked once)."""
     tracer = detect_tracer()
     if tracer is None:
         return None, tuple(strategies), observer
-    tracing = Tracing(tracer)
+    tracing = Tracing(tracer, settings)
     if observer is None:
         return tracing, (tracing, *strategies), tracing.observe
 
