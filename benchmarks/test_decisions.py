@@ -76,7 +76,8 @@ def test_retry_decision(benchmark: Any, fault: str) -> None:
     with _manager(FOUR_MODELS) as manager:
         _tag(benchmark, f"retry decision after a {fault}")
         policy = manager.policies["openai/gpt-4o"]
-        assert benchmark(policy.delay_after, 1, exc) == (2.0 if fault == "503" else 3.0)
+        state = policy.new_state(0.0)
+        assert benchmark(policy.delay_after, state, 1, exc, 0.0) == (2.0 if fault == "503" else 3.0)
 
 
 @pytest.mark.benchmark(group="scenario throughput")

@@ -5,16 +5,20 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
-from ._manager import Observer, RetryManager
+from ._events import Observer
+from ._manager import RetryManager
 from ._options import check_option_names, parse_options
 from ._sdk import Provider, classify_client
-from ._types import ClientType, ModelsInput, OpenAIMessagesType
+from ._strategies import assemble
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
+from ._types import ClientsInput, MessagesInput, ModelsInput
 
 logger = logging.getLogger("notdiamond")
 
@@ -39,14 +43,22 @@ class InitOptions(TypedDict, total=False):
     jitter: float
     #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
     observer: Observer | None
+    #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
+    deadline: float | None
+    #: Per-model circuit breaker: ``notdiamond.CircuitBreaker(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    circuit_breaker: CircuitBreaker | bool | None
+    #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    retry_budget: RetryBudget | bool | None
 
 
 def init(
-    client: ClientType | list[ClientType],
+    client: ClientsInput,
     models: ModelsInput,
     max_retries: int | Mapping[str, int] = DEFAULT_MAX_RETRIES,
     timeout: float | Mapping[str, float] = DEFAULT_TIMEOUT,
-    model_messages: OpenAIMessagesType | Mapping[str, OpenAIMessagesType] | None = None,
+    model_messages: MessagesInput | Mapping[str, MessagesInput] | None = None,
     api_key: str | None = None,
     async_mode: bool = False,
     backoff: float | Mapping[str, float] = DEFAULT_BACKOFF,
@@ -59,13 +71,14 @@ def init(
     uses the clients does not change. ``model="notdiamond"`` lets the manager choose.
 
     Args:
-        client: One client or a list: at most one per provider (``OpenAI`` -> ``openai``,
-            ``AzureOpenAI`` -> ``azure``), all sync or all async.
+        client: One client or a sequence of them (a list, a tuple): at most one per provider
+            (``OpenAI`` -> ``openai``, ``AzureOpenAI`` -> ``azure``), all sync or all async.
         models: ``["openai/gpt-4o", "azure/gpt-4o"]`` in priority order, or
             ``{"openai/gpt-4o": 0.9, "azure/gpt-4o": 0.1}`` to balance by weight.
         max_retries: Attempts per model (1 = one try, then fall back); one number or per model.
         timeout: Seconds per attempt; one number or per model.
-        model_messages: Messages prepended to the caller's on every attempt of a model.
+        model_messages: Messages prepended to the caller's on every attempt of a model: the
+            SDK's own ``ChatCompletionMessageParam`` dicts; one list, or one per model key.
         api_key: Not Diamond API key (falls back to ``NOTDIAMOND_API_KEY``); sends nothing.
         async_mode: Informational: the clients' own type decides sync or async.
         backoff: The wait after the k-th failed attempt of a model is ``backoff ** k`` seconds.
@@ -76,6 +89,9 @@ def init(
 
     Raises:
         TypeError, ValueError: for any invalid input, naming the fix; nothing is patched then.
+
+    A managed call that fails on every model raises its last attempt's own SDK error;
+    :func:`notdiamond.failures_of` returns every failed attempt of the call from it.
     """
     check_option_names(options, parameters=_PARAMETERS)
 
@@ -98,20 +114,27 @@ def init(
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
     resolved = parse_options(options, is_async=is_async)
-
+    strategies = assemble(
+        config.order,
+        breaker=resolved.pop("circuit_breaker"),
+        budget=resolved.pop("retry_budget"),
+        retry_after_cap=resolved["retry_after_cap"],
+        report=resolved["observer"],
+    )
     manager = RetryManager(
         config,
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
         **resolved,
+        strategies=strategies,
     )
     manager._install()
     return manager
 
 
 def _clients_by_provider(client: object) -> tuple[dict[Provider, Any], bool]:
-    given = list(client) if isinstance(client, list | tuple) else [client]
+    given = list(client) if isinstance(client, Sequence) else [client]
     if not given:
         raise ValueError(
             "client: the list is empty. Pass the OpenAI/AzureOpenAI clients to manage."

@@ -9,16 +9,21 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _patching
+from ._assembly import Pipeline
 from ._config import Config, ModelSettings
-from ._pipeline import AttemptEvent, Call
+from ._events import Observer
+from ._health.snapshot import ModelHealth, model_health
+from ._pipeline import current_call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
+from ._strategies.breaker import CircuitBreakerStrategy
+from ._strategies.budget import RetryBudgetStrategy
+from ._strategy import Strategy
 
 if TYPE_CHECKING:
+    from ._call import CallState
     from ._sdk import FinalRequestOptions
-
-Observer = Callable[[AttemptEvent], object]
 
 
 class BaseRetryWrapper:
@@ -26,10 +31,12 @@ class BaseRetryWrapper:
 
     def __init__(self, manager: RetryManager, client: Any, provider: Provider) -> None:
         self._manager = manager
+        self.pipeline = manager.pipeline
         self._client = client
         self.provider: Provider = provider
         self._request = _patching.original_class(client).request
         self._sdk_retries_off = not manager.sdk_retries
+        self._plain = type(self)._default_create is BaseRetryWrapper._default_create
         # What a call may name: "<provider>/<model>" for any configured model, and the bare model
         # name for this client's own provider.
         self._routes: dict[str, str] = {key: key for key in manager.settings}
@@ -72,12 +79,25 @@ class BaseRetryWrapper:
     def get_backoff(self, name: str) -> float:
         return self._settings(name).backoff
 
-    def _default_create(self, call: Call, /, **kwargs: Any) -> Any:
-        """Send one attempt: ``kwargs`` are its ``create`` arguments (model, messages, timeout, ...).
+    def _default_create(self, **kwargs: Any) -> Any:
+        """Send one attempt: ``kwargs`` are exactly its ``create`` arguments (model, messages, ...).
 
-        For an async client this returns the SDK's coroutine (the caller awaits it), so one
-        definition serves both kinds of client.
+        The pipeline calls it once per attempt whenever it has been replaced (``patch.object``)
+        or overridden; the call's request options come from the context variable the pipeline
+        sets around it. Otherwise the pipeline calls :meth:`_send` directly, which is the same
+        thing without re-packing the arguments. For an async client this returns the SDK's
+        coroutine (the caller awaits it), so one definition serves both kinds of client.
         """
+        call = current_call.get()
+        if call is None:
+            raise RuntimeError(
+                "_default_create sends one attempt of a managed call and is called by notdiamond; "
+                "call client.chat.completions.create(...) instead."
+            )
+        return self._send(call, kwargs)
+
+    def _send(self, call: CallState, kwargs: dict[str, Any]) -> Any:
+        """Send ``call``'s attempt with ``kwargs`` (a dict this method may consume)."""
         set_request_fields(call.options, kwargs.pop("timeout"), kwargs, self._sdk_retries_off)
         return self._request(
             call.client if call.origin is self else self._client,
@@ -122,6 +142,8 @@ class RetryManager:
         retry_after_cap: float,
         jitter: float,
         observer: Observer | None,
+        deadline: float | None = None,
+        strategies: tuple[Strategy, ...] = (),
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -146,6 +168,17 @@ class RetryManager:
             )
             for key, s in self.settings.items()
         }
+        self.strategies = strategies
+        self.pipeline = Pipeline(
+            settings=self.settings,
+            next_model=self._selector.next_model,
+            policies=self.policies,
+            strategies=strategies,
+            clock=clock,
+            sleep=sleep,
+            observer=observer,
+            deadline=deadline,
+        )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {
             provider: wrapper_cls(self, client, provider) for provider, client in clients.items()
@@ -153,6 +186,7 @@ class RetryManager:
         self.wrapper_of: dict[str, BaseRetryWrapper] = {
             key: self.wrappers[s.provider] for key, s in self.settings.items()
         }
+        self.pipeline.wrapper_of.update(self.wrapper_of)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -173,6 +207,19 @@ class RetryManager:
     def get_next_model(self, failed_keys: Collection[str]) -> str | None:
         """The model to fall back to after ``failed_keys``; ``None`` when none is left."""
         return self._selector.next_model(failed_keys)
+
+    def health(self) -> dict[str, ModelHealth]:
+        """Each model's breaker state (closed, open, half_open), until when, and the counts behind
+        it (breaker and retry budget), as of the manager's clock. For dashboards."""
+        now = self.clock()
+        breakers: dict[str, Any] = {}
+        budgets: dict[str, Any] = {}
+        for strategy in self.strategies:
+            if isinstance(strategy, CircuitBreakerStrategy):
+                breakers.update(strategy.health(now))
+            elif isinstance(strategy, RetryBudgetStrategy):
+                budgets.update(strategy.health(now))
+        return model_health(self.models, breakers, budgets)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -198,6 +245,17 @@ class RetryManager:
 
     def __enter__(self) -> RetryManager:
         return self
+
+    async def __aenter__(self) -> RetryManager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def __exit__(
         self,

@@ -21,8 +21,8 @@ from tenacity.stop import stop_after_attempt, stop_base
 from tenacity.wait import wait_base
 
 from ._config import ModelSettings
-from ._options import DEFAULT_RETRY_AFTER_CAP as DEFAULT_RETRY_AFTER_CAP  # its home is _options
-from ._options import MAX_WAIT
+from ._numbers import DEFAULT_RETRY_AFTER_CAP as DEFAULT_RETRY_AFTER_CAP  # its home is _numbers
+from ._numbers import MAX_WAIT
 
 #: HTTP statuses worth another attempt on the same model (as the SDK itself retries them).
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
@@ -140,14 +140,29 @@ class RetryPolicy:
     stop: stop_base
     wait: wait_base
 
-    def delay_after(self, attempt: int, exc: BaseException) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to leave this model."""
+    def new_state(self, started: float) -> RetryCallState:
+        """The decision state of one model's attempts in one call, started at ``started``.
+
+        It lives as long as the call stays on that model, and every timestamp in it is the
+        manager's clock (tenacity would read ``time.monotonic``), so time-based stops work in
+        virtual time too.
+        """
         state = RetryCallState(_DECIDER, fn=None, args=(), kwargs={})
+        state.start_time = started
+        return state
+
+    def delay_after(
+        self, state: RetryCallState, attempt: int, exc: BaseException, now: float
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to leave this model."""
         state.attempt_number = attempt
         state.set_exception((type(exc), exc, exc.__traceback__))
+        state.outcome_timestamp = now
         if not self.retry(state) or self.stop(state):
             return None
-        return float(self.wait(state))
+        wait = float(self.wait(state))
+        state.idle_for += wait
+        return wait
 
 
 #: tenacity's state objects want a controller; the policy only reads strategies, never runs it.

@@ -61,3 +61,14 @@ def set_request_fields(
     fields["timeout"] = timeout
     if no_sdk_retries:
         fields["max_retries"] = 0
+
+
+def placeholder_request(client: Any, options: FinalRequestOptions) -> Any:
+    """The HTTP request a call would send, for errors raised without sending one (a deadline).
+
+    The SDK's exceptions carry the request; this builds it the SDK's way, sending nothing.
+    """
+    try:
+        return client._build_request(options)
+    except Exception:  # the error being raised matters more than its request attribute
+        return None

@@ -166,11 +166,11 @@ def test_other_exceptions_fall_back_at_once(fake, clients, sleeps) -> None:
     real = wrapper._default_create
     seen = []
 
-    def broken_first(call, /, **kwargs):
+    def broken_first(**kwargs):
         seen.append(kwargs["model"])
         if len(seen) == 1:
             raise RuntimeError("a bug below the SDK")
-        return real(call, **kwargs)
+        return real(**kwargs)
 
     with patch.object(wrapper, "_default_create", side_effect=broken_first):
         clients[0].chat.completions.create(model="notdiamond", messages=USER)

@@ -1,0 +1,368 @@
+"""The state of one logical call, and every decision taken on it (shared by the sync and async drivers).
+
+One :class:`CallState` per call: which model and attempt, what failed, its deadline, and the
+per-model retry state on the manager's clock. The drivers in ``_pipeline`` only carry decisions out:
+send an attempt, sleep, or raise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from openai import APIConnectionError, APITimeoutError, NotGiven
+
+from ._deadline import DeadlineExceeded, block_deadline
+from ._events import AttemptEvent, Decision, FailureRecord
+from ._policy import status_of
+from ._sdk import placeholder_request
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+    from ._assembly import Pipeline
+    from ._sdk import FinalRequestOptions
+
+logger = logging.getLogger("notdiamond")
+
+_call_ids: Final = itertools.count(1)
+
+
+class CallState:
+    """One logical call: which model, which attempt, what failed so far, and until when it may run."""
+
+    __slots__ = (
+        "attempt",
+        "attempt_started",
+        "body",
+        "call_id",
+        "cast_to",
+        "clamped",
+        "client",
+        "deadline",
+        "failures",
+        "key",
+        "options",
+        "origin",
+        "pipeline",
+        "probing",
+        "retry_state",
+        "sent",
+        "skipped",
+        "started",
+        "stream",
+        "stream_cls",
+        "timed",
+        "timeout",
+        "tracked",
+        "wait_before",
+    )
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        origin: Any,
+        client: Any,
+        key: str,
+        cast_to: Any,
+        options: FinalRequestOptions,
+        stream: bool,
+        stream_cls: Any,
+    ) -> None:
+        self.pipeline = pipeline
+        self.origin = origin  # the wrapper whose client (``client``, or a copy of it) was called
+        self.client = client
+        self.cast_to = cast_to
+        self.options = options
+        self.stream = stream
+        self.stream_cls = stream_cls
+        self.body: dict[str, Any] = options.json_data  # type: ignore[assignment]  # routed dicts only
+        caller_timeout = options.timeout
+        self.timeout = None if caller_timeout.__class__ is NotGiven else (caller_timeout,)
+        self.key = key
+        limit = block_deadline.get()
+        # Reading the clock is needed only by strategies, observers and deadlines.
+        self.timed = pipeline.timed or limit is not None
+        # What only failures and timed calls need is set up when first needed (see _track).
+        self.tracked = False
+        if self.timed:
+            self._track()
+            self._begin(limit)
+
+    def _track(self) -> None:
+        """Set up the state that failures, strategies and observers read."""
+        self.tracked = True
+        self.attempt = 1
+        self.wait_before = 0.0
+        self.failures: list[FailureRecord] = []
+        self.call_id = next(_call_ids)
+        self.started = 0.0
+        self.attempt_started = 0.0
+        self.deadline: float | None = None
+        self.clamped = False
+        self.probing: str | None = None
+        self.skipped: list[str] = []
+        self.sent = 0
+        self.retry_state: RetryCallState | None = None
+
+    # -- the start of a call -----------------------------------------------------------------
+    def _begin(self, block_limit: float | None) -> None:
+        pipeline = self.pipeline
+        now = self.started = pipeline.clock()
+        limit = pipeline.deadline
+        if block_limit is not None and (limit is None or block_limit < limit):
+            limit = block_limit
+        if limit is not None:
+            self.deadline = now + limit
+        if pipeline.admit_by:
+            key = self._admitted(self.key, now)
+            if key is None:  # nothing admitted and nothing to probe
+                raise self._time_up_or_unavailable()
+            self.key = key
+
+    @property
+    def failed(self) -> set[str]:
+        """Every model given up on in this call: failed ones and skipped ones."""
+        return {k for k, _, _ in self.failures}.union(self.skipped)
+
+    def _admitted(self, key: str | None, now: float) -> str | None:
+        """``key`` if the strategies admit it, else the next admitted model (or a last resort)."""
+        pipeline = self.pipeline
+        while key is not None:
+            verdict = "admit"
+            for strategy in pipeline.admit_by:
+                verdict = strategy.admit(self, key, now)
+                if verdict != "admit":
+                    break
+            if verdict == "admit":
+                return key
+            if verdict == "probe":
+                self.probing = key
+                return key
+            self.skipped.append(key)
+            key = pipeline.next_model(self.failed)
+        if self.sent == 0:
+            for strategy in pipeline.last_resort_by:
+                key = strategy.last_resort(self, tuple(self.skipped), now)
+                if key is not None:
+                    self.probing = key
+                    return key
+        return None
+
+    # -- one attempt -------------------------------------------------------------------------
+    def attempt_kwargs(self) -> dict[str, Any]:
+        """The ``create`` keyword arguments of the next attempt (SPEC 4.2)."""
+        settings = self.pipeline.settings[self.key]
+        kwargs = dict(self.body)
+        kwargs["model"] = settings.model
+        if settings.messages:
+            kwargs["messages"] = [*settings.messages, *self.body.get("messages", ())]
+        timeout = settings.timeout if self.timeout is None else self.timeout[0]
+        if self.timed:
+            timeout = self._attempt_starts(timeout)
+        kwargs["timeout"] = timeout
+        return kwargs
+
+    def _attempt_starts(self, timeout: Any) -> Any:
+        """Record the attempt's start; cut its timeout to the time left before the deadline."""
+        pipeline = self.pipeline
+        now = self.attempt_started = pipeline.clock()
+        if self.deadline is not None:
+            left = self.deadline - now
+            if left <= 0:
+                raise self._time_up_or_unavailable()
+            self.clamped = not isinstance(timeout, int | float) or left < timeout
+            if self.clamped:
+                timeout = left
+        for strategy in pipeline.attempt_started_by:
+            strategy.attempt_started(self, self.key, self.attempt, now)
+        self.sent += 1
+        return timeout
+
+    def succeeded(self) -> None:
+        pipeline = self.pipeline
+        if pipeline.attempt_succeeded_by:
+            now = pipeline.clock()
+            for strategy in pipeline.attempt_succeeded_by:
+                strategy.attempt_succeeded(self, self.key, now)
+        if pipeline.observer is not None:
+            self._emit("success", None, None)
+
+    def abandoned(self) -> None:
+        """The attempt ended by a ``BaseException``: strategies release what it took."""
+        for strategy in self.pipeline.attempt_abandoned_by:
+            strategy.attempt_abandoned(self, self.key)
+
+    def failed_with(self, exc: Exception) -> float | None:
+        """Decide after a failed attempt: the wait before the next one, or ``None`` to raise."""
+        pipeline = self.pipeline
+        if not self.tracked:
+            self._track()
+        key, attempt = self.key, self.attempt
+        self.failures.append((key, attempt, exc))
+        now = pipeline.clock() if self.timed else 0.0
+        for strategy in pipeline.attempt_failed_by:
+            strategy.attempt_failed(self, key, exc, now)
+        wait = None if self.probing == key else self._policy_wait(exc, now)
+        if wait is not None and self.deadline is not None and now + wait >= self.deadline:
+            wait = None  # a wait that ends at or after the deadline is not taken
+        if wait is not None:
+            for strategy in pipeline.allow_retry_by:
+                if not strategy.allow_retry(self, key, wait, now):
+                    wait = None
+                    break
+        next_key: str | None = key
+        decision: Decision = "retry"
+        if wait is None:
+            next_key = self._fallback(now)
+            decision = "raise" if next_key is None else "fallback"
+        level = logging.INFO if decision == "retry" else logging.WARNING
+        if logger.isEnabledFor(level):
+            self._log(level, exc, decision, next_key, wait)
+        if pipeline.observer is not None:
+            self._emit(decision, exc, wait)
+        if next_key is None:
+            return None
+        if wait is None:
+            self.key, self.attempt, wait, self.retry_state = next_key, 1, 0.0, None
+        else:
+            self.attempt += 1
+        self.wait_before = wait
+        return wait
+
+    def _policy_wait(self, exc: Exception, now: float) -> float | None:
+        policy = self.pipeline.policies[self.key]
+        state = self.retry_state
+        if state is None:
+            state = self.retry_state = policy.new_state(self.attempt_started if self.timed else 0.0)
+        return policy.delay_after(state, self.attempt, exc, now)
+
+    def _fallback(self, now: float) -> str | None:
+        """The next model once the current one is given up on; ``None`` when none is left."""
+        if self.probing == self.key:
+            self.probing = None
+        if self.deadline is not None and now >= self.deadline:
+            return None
+        return self._admitted(self.pipeline.next_model(self.failed), now)
+
+    def waited(self) -> bool:
+        """After a wait: may the retry go ahead? If not, the call has moved on to a fallback."""
+        pipeline = self.pipeline
+        now = pipeline.clock()
+        for strategy in pipeline.readmit_by:
+            if not strategy.readmit(self, self.key, now):
+                break
+        else:
+            return True
+        next_key = self._fallback(now)
+        if next_key is None:
+            return False
+        self.key, self.attempt, self.wait_before, self.retry_state = next_key, 1, 0.0, None
+        return True
+
+    # -- the end of a call -------------------------------------------------------------------
+    def final_error(self) -> Exception:
+        """The error the caller receives: the last one, of its own SDK type, failures attached.
+
+        A timeout of an attempt that the deadline had cut short becomes :class:`DeadlineExceeded`.
+        """
+        last = self.failures[-1][2]
+        if self.clamped and self.deadline is not None and _is_timeout(last):
+            deadline_error = self._deadline_error()
+            deadline_error.__cause__ = last
+            last = deadline_error
+        return attach_failures(last, self.failures)
+
+    def _time_up_or_unavailable(self) -> Exception:
+        """No attempt can be sent now: the call's final error if it has failures, else a
+        deadline error (time is up) or :class:`ModelsUnavailable` (every model was skipped)."""
+        if self.failures:
+            return self.final_error()
+        if self.deadline is not None:
+            error: Exception = self._deadline_error()
+        else:
+            error = ModelsUnavailable(placeholder_request(self.client, self.options))
+        return attach_failures(error, self.failures)
+
+    def _deadline_error(self) -> DeadlineExceeded:
+        assert self.deadline is not None
+        return DeadlineExceeded(
+            self.deadline - self.started, placeholder_request(self.client, self.options)
+        )
+
+    # -- reporting ---------------------------------------------------------------------------
+    def _emit(self, decision: Decision, exc: Exception | None, wait: float | None) -> None:
+        pipeline = self.pipeline
+        assert pipeline.observer is not None
+        pipeline.observer(
+            AttemptEvent(
+                call_id=self.call_id,
+                model=self.key,
+                provider=pipeline.settings[self.key].provider,
+                attempt=self.attempt,
+                started=self.attempt_started,
+                finished=pipeline.clock(),
+                wait_before=self.wait_before,
+                decision=decision,
+                error=exc,
+                status_code=None if exc is None else status_of(exc),
+                next_wait=wait if decision == "retry" else None,
+            )
+        )
+
+    def _log(
+        self,
+        level: int,
+        exc: Exception,
+        decision: Decision,
+        next_key: str | None,
+        wait: float | None,
+    ) -> None:
+        status = status_of(exc)
+        then = {
+            "retry": f"retrying in {wait or 0.0:.3f}s",
+            "fallback": f"falling back to {next_key}",
+            "raise": "no model left; raising it",
+            "success": "",
+        }[decision]
+        logger.log(
+            level,
+            "notdiamond: %s attempt %d/%d failed with %s%s; %s",
+            self.key,
+            self.attempt,
+            self.pipeline.settings[self.key].max_attempts,
+            type(exc).__name__,
+            "" if status is None else f" (HTTP {status})",
+            then,
+        )
+
+
+class ModelsUnavailable(APIConnectionError):
+    """No configured model could be tried (every one skipped by a strategy) and nothing was sent."""
+
+    def __init__(self, request: object) -> None:
+        super().__init__(
+            message="notdiamond: no configured model is available (every one was skipped).",
+            request=request,  # type: ignore[arg-type]
+        )
+
+
+def _is_timeout(exc: Exception) -> bool:
+    return isinstance(exc, APITimeoutError)
+
+
+def attach_failures(error: Exception, failures: list[FailureRecord]) -> Exception:
+    """Attach a call's failures to the error its caller receives (attribute and, 3.11+, a note)."""
+    error.notdiamond_failures = tuple(failures)  # type: ignore[attr-defined]
+    earlier = [f for f in failures if f[2] is not error]
+    if earlier:
+        text = "; ".join(
+            f"{key} attempt {n}: {type(e).__name__}"
+            + (f" ({status_of(e)})" if status_of(e) is not None else "")
+            for key, n, e in earlier
+        )
+        add_note = getattr(error, "add_note", None)  # Python 3.11+
+        if add_note is not None:
+            add_note(f"notdiamond: every configured model failed. Earlier: {text}")
+    return error
