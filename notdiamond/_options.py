@@ -95,9 +95,9 @@ def _sleep(value: object, context: OptionContext) -> Any:
 
 def _flag(name: str) -> Callable[[object, OptionContext], bool]:
     def check(value: object, _: OptionContext) -> bool:
-        if not isinstance(value, bool):
+        if not _is_boolean(value):  # bool, or numpy's bool
             raise TypeError(f"{name} must be True or False, got {describe(value)}.")
-        return value
+        return bool(value)
 
     return check
 
