@@ -212,6 +212,14 @@ class Circuit:
 
         A probe whose lease was lost counts as an ordinary outcome.
         """
+        if not token and self.state is CLOSED:  # the success path: no lock
+            self._run = 0
+            ok = self._ok
+            ok.append(now)
+            if len(ok) > self._prune_at:
+                with self._lock:
+                    self._prune(now)
+            return
         if token:
             changed: Transition | None = None
             with self._lock:
@@ -225,13 +233,7 @@ class Circuit:
             if changed is not None:
                 self._report(changed)
                 return
-        if self.state is CLOSED:
-            self._run = 0
-            ok = self._ok
-            ok.append(now)
-            if len(ok) > self._prune_at:
-                with self._lock:
-                    self._prune(now)
+            self.success(now)  # not (or no longer) the probe: an ordinary outcome
         # Otherwise it was admitted before the breaker opened: it says nothing about the break.
 
     def failure(self, now: float, retry_after: float | None = None, token: int = 0) -> None:

@@ -145,7 +145,7 @@ class CircuitBreakerStrategy(Strategy):
 
     def admit(self, call: CallState, key: str, now: float) -> Admission:
         circuit = self.circuits[key]
-        if circuit.is_closed():
+        if circuit.state == "closed":
             return "admit"
         decision, token = circuit.admit(now)
         if token:
@@ -167,8 +167,11 @@ class CircuitBreakerStrategy(Strategy):
         return key
 
     def attempt_succeeded(self, call: CallState, key: str, now: float) -> None:
-        token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
-        self.circuits[key].success(now, token)
+        if call.probing is None:
+            self.circuits[key].success(now)
+        else:
+            token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
+            self.circuits[key].success(now, token)
 
     def attempt_failed(self, call: CallState, key: str, exc: Exception, now: float) -> None:
         token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
