@@ -383,6 +383,7 @@ def test_max_break_duration_must_be_at_least_break_duration(brk: float, cap: flo
 class FakeCall:
     call_id: int
     probing: str | None = None
+    clamped: bool = False  # the call's deadline cut the attempt's timeout
 
 
 def status_error(code: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:

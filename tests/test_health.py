@@ -27,8 +27,8 @@ def _init(fake: FakeProvider, sleeps: SleepRecorder, **options: object) -> opena
     return client
 
 
-def _ask(client: openai.OpenAI) -> str:
-    reply = client.chat.completions.create(model="notdiamond", messages=USER)
+def _ask(client: openai.OpenAI, **kwargs: object) -> str:
+    reply = client.chat.completions.create(model="notdiamond", messages=USER, **kwargs)  # type: ignore[call-overload]
     return reply.model
 
 
@@ -188,6 +188,26 @@ def test_deadline_exceeded_reaches_except_api_timeout_error(fake, sleeps) -> Non
     with pytest.raises(openai.APITimeoutError) as caught:  # what existing handlers catch
         _ask(client)
     assert isinstance(caught.value, notdiamond.DeadlineExceeded)
+
+
+def test_a_timeout_cut_short_by_the_deadline_does_not_count_against_the_model(fake, sleeps) -> None:
+    client = _init(
+        fake,
+        sleeps,
+        models=TWO,
+        max_retries=1,
+        deadline=5.0,
+        timeout=60.0,
+        circuit_breaker=notdiamond.CircuitBreaker(consecutive_failures=1),
+    )
+    fake.script(PRIMARY, read_timeout())
+    _ask(client)  # the primary's attempt had 5 s, not its 60 s: its timeout is not held against it
+    _ask(client)
+    assert fake.keys() == [PRIMARY, BACKUP, PRIMARY]
+    fake.script(PRIMARY, read_timeout())
+    _ask(client, timeout=2.0)  # the caller's own 2 s (below the 5 s left): counts
+    _ask(client)
+    assert fake.keys()[3:] == [PRIMARY, BACKUP, BACKUP]
 
 
 @pytest.mark.parametrize("budget", [None, notdiamond.RetryBudget()])

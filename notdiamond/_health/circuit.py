@@ -17,6 +17,8 @@ with an outcome that says nothing about the model's health, or was abandoned. It
   probe's success closes the breaker and clears its counts and its doubling; the probe's failure
   reopens it with the break doubled, up to ``max_break_duration``; an ignored or abandoned probe
   just frees the lease. Other outcomes are ignored.
+- **Last resort.** ``force_probe`` makes an open breaker half-open at once and hands its probe to
+  the caller (a call that found every model open and sent nothing); an earlier lease is lost.
 - **Retry-After.** A failure whose ``Retry-After`` exceeds ``retry_after_cap`` opens the breaker at
   once for at least that long, whatever its state (an open breaker's break is extended). Such an
   opening does not double the break by itself.
