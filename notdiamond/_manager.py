@@ -9,9 +9,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _patching
+from ._assembly import Pipeline
 from ._config import Config, ModelSettings
+from ._events import Observer
 from ._health.snapshot import ModelHealth, model_health
-from ._pipeline import Observer, Pipeline, current_call
+from ._pipeline import current_call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw

@@ -22,19 +22,16 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import ClassVar, Final
 
 import openai
 
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
 from notdiamond._policy import is_transient, retry_after_seconds
-from notdiamond._strategy import Admission, Strategy
+from notdiamond._strategy import Admission, CallView, Strategy
 
 from . import _checks
-
-if TYPE_CHECKING:
-    from notdiamond._call import CallState
 
 logger = logging.getLogger("notdiamond")
 
@@ -144,7 +141,7 @@ class CircuitBreakerStrategy(Strategy):
 
     # -- hooks ---------------------------------------------------------------------------------
 
-    def admit(self, call: CallState, key: str, now: float) -> Admission:
+    def admit(self, call: CallView, key: str, now: float) -> Admission:
         circuit = self.circuits[key]
         if circuit.state == "closed":
             return "admit"
@@ -153,7 +150,7 @@ class CircuitBreakerStrategy(Strategy):
             self._probes[call.call_id] = token
         return decision
 
-    def last_resort(self, call: CallState, skipped: Sequence[str], now: float) -> str | None:
+    def last_resort(self, call: CallView, skipped: Sequence[str], now: float) -> str | None:
         """A skipped model whose breaker has closed since, else the one whose break ends soonest."""
         candidates = [key for key in skipped if key in self.circuits]
         if not candidates:
@@ -167,14 +164,14 @@ class CircuitBreakerStrategy(Strategy):
             self._probes[call.call_id] = token
         return key
 
-    def attempt_succeeded(self, call: CallState, key: str, now: float) -> None:
+    def attempt_succeeded(self, call: CallView, key: str, now: float) -> None:
         if call.probing is None:
             self.circuits[key].success(now)
         else:
             token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
             self.circuits[key].success(now, token)
 
-    def attempt_failed(self, call: CallState, key: str, exc: Exception, now: float) -> None:
+    def attempt_failed(self, call: CallView, key: str, exc: Exception, now: float) -> None:
         token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
         circuit = self.circuits[key]
         if call.clamped and isinstance(exc, openai.APITimeoutError):
@@ -184,13 +181,13 @@ class CircuitBreakerStrategy(Strategy):
         else:
             circuit.release(token)
 
-    def allow_retry(self, call: CallState, key: str, wait: float, now: float) -> bool:
+    def allow_retry(self, call: CallView, key: str, wait: float, now: float) -> bool:
         return self.circuits[key].is_closed()
 
-    def readmit(self, call: CallState, key: str, now: float) -> bool:
+    def readmit(self, call: CallView, key: str, now: float) -> bool:
         return self.circuits[key].is_closed()
 
-    def attempt_abandoned(self, call: CallState, key: str) -> None:
+    def attempt_abandoned(self, call: CallView, key: str) -> None:
         if call.probing == key:
             self.circuits[key].release(self._probes.pop(call.call_id, 0))
 

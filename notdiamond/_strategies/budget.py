@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from notdiamond._health.budget import BudgetHealth
 from notdiamond._health.store import BudgetPort, HealthStore, InProcessStore
-from notdiamond._strategy import Strategy
+from notdiamond._strategy import CallView, Strategy
 
 from . import _checks
-
-if TYPE_CHECKING:
-    from notdiamond._call import CallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +69,11 @@ class RetryBudgetStrategy(Strategy):
             key: health_store.budget(key, options) for key in keys
         }
 
-    def attempt_started(self, call: CallState, key: str, attempt: int, now: float) -> None:
+    def attempt_started(self, call: CallView, key: str, attempt: int, now: float) -> None:
         if attempt == 1:
             self.budgets[key].first_attempt(now)
 
-    def allow_retry(self, call: CallState, key: str, wait: float, now: float) -> bool:
+    def allow_retry(self, call: CallView, key: str, wait: float, now: float) -> bool:
         return self.budgets[key].try_retry(now)
 
     def health(self, now: float) -> dict[str, BudgetHealth]:
