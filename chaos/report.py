@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import power
 from .mutants import MUTANTS
+from .mutants import caught as mutant_caught
 from .results import CheckResult, JobResult
 from .scenario import Scenario
 
@@ -58,7 +59,7 @@ def mutant_verdicts(results: Sequence[JobResult]) -> list[dict[str, Any]]:
             continue
         m = MUTANTS[res.mutant]
         target = [c for c in res.checks if c.name == m.check]
-        caught = bool(target) and any(not c.passed for c in target)
+        caught = mutant_caught(m.name, res.checks)
         others = sorted({c.name for c in res.checks if not c.passed and c.name != m.check})
         out.append(
             {
