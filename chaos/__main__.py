@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -99,6 +100,14 @@ def detection_power(scenarios: Sequence[Scenario], k: int, *, quick: bool, out: 
     for name, e in sorted(rates.items()):
         print(f"  {name}: caught at {e['caught']}/{e['seeds']} fresh seeds", file=sys.stderr)
     return 0 if worst >= 0.99 else 1
+
+
+def _load_average() -> str:
+    """The 1/5/15-minute load averages at the end of the run (other work on the machine)."""
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (AttributeError, OSError):  # not on Windows
+        return ""
 
 
 def _cpu_seconds() -> float:
@@ -226,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         virtual_s=sum(r.virtual_s for r in main_results),
         alpha=power.ALPHA,
         power=power.POWER,
+        load=_load_average(),
         delta=power.DELTA,
     )
     info["power_notes"] = power_notes(scenarios, results)

@@ -7,7 +7,6 @@ its check results and the small extracts the report plots.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import sys
@@ -223,7 +222,3 @@ def available_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def estimated_cost(jobs: list[Job]) -> float:
-    return math.fsum(j.cost for j in jobs)

@@ -726,14 +726,19 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
             notes.append(f"- {s.name}: success rate {sizes['success_rate']:,} requests.")
     notes.append("")
     notes.append(
-        "Weighted draws through the real SDK cost about 2-4 ms per request on this machine (the SDK's "
-        "request building and parsing; measured), so 88 thousand of them per scenario would not fit "
-        'the 5-minute budget. Scenarios with `"n": "auto"` run at the power analysis\'s size; '
-        "`weighted-failing` and `async-concurrent` run a fixed n through the SDK (the table states "
-        "the deviation they can detect), and `weighted-failing` also runs checks 1 and 2 at full "
-        "size on the runtime's own selector (`path = selector`). Mutant runs of statistical checks are "
-        "sized by the same analysis for the mutant's deviation (2 points); those of exact checks so that "
-        "the broken behaviour shows at least once with probability 1 - 1e-6, from the fault rates."
+        "Weighted draws through the real SDK cost about 2-4 ms per request on an idle 2-core "
+        "machine (the SDK's request building and parsing; measured), so 88 thousand of them per "
+        'scenario would not fit the time budget. Scenarios with `"n": "auto"` run at the power '
+        "analysis's size; `weighted-failing`, `async-concurrent` and `high-failure` run a fixed n "
+        "through the SDK (the checks above state the deviation that n detects with power 0.99, "
+        "and claim no more), and `healthy` and `weighted-failing` also run checks 1 and 2 at full "
+        "size on the runtime's own selector (`path = selector`; fallbacks after every set of "
+        "failed models). `success_rate` on `high-failure` (predicted about 0.95) runs 4,000 "
+        "requests, not the 1-point size: it detects a deviation of about 2.1 points. Mutant runs "
+        "of statistical checks are sized by the same analysis for the mutant's own deviation "
+        "(`weights_skewed`: 2 points; `uniform_fallback`: uniform against the renormalised "
+        "weights, summed over the fallback groups); those of exact checks so that the broken "
+        "behaviour shows at least once with probability 1 - 1e-6, from the fault rates."
     )
     return notes
 
