@@ -80,6 +80,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
 
     scenario = job.scenario
     started = time.perf_counter()
+    cpu_started = time.process_time()
     progress = Progress(job.label, job.n, show_progress)
     mutant = MUTANTS[job.mutant] if job.mutant else None
     driver = DRIVERS[scenario.mode]
@@ -129,6 +130,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
         len(trace.http),
         plot,
         trace.max_in_flight,
+        cpu_s=time.process_time() - cpu_started,
     )
 
 

@@ -102,6 +102,7 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
                 "n": r.n,
                 "seed": r.seed,
                 "wall_s": round(r.wall_s, 2),
+                "cpu_s": round(r.cpu_s, 2),
                 "virtual_s": round(r.virtual_s, 1),
                 "http_requests": r.http_requests,
                 "max_in_flight": r.max_in_flight,
@@ -490,12 +491,27 @@ def section_header(s: Summary) -> list[str]:
         f"also shows how much else the machine was running"
         + (f"; load average {run['load']}" if run.get("load") else "")
         + f"); openai {run['openai']}, Python {run['python']}, {run['platform']}.",
+        _idle_estimate(s),
         f"- Requests simulated: {run['requests']:,}; HTTP requests answered: "
         f"{run['http_requests']:,}; virtual time simulated: {run['virtual_s']:,.0f} s.",
         f"- Significance: alpha = {power.ALPHA}; sample sizes by power analysis for a "
         f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below).",
         "",
     ]
+
+
+def _idle_estimate(s: Summary) -> str:
+    """What the run would take on idle cores: its jobs' CPU seconds, packed longest first."""
+    cpu = sorted((r.cpu_s for r in s.results), reverse=True)
+    workers = max(1, int(s.run.get("workers", 1)))
+    load = [0.0] * workers
+    for c in cpu:
+        load[load.index(min(load))] += c
+    return (
+        f"- CPU time of the jobs: {sum(cpu):.0f} s (longest job {cpu[0] if cpu else 0:.0f} s): "
+        f"on {workers} idle core(s) the run would take about {max(load):.0f} s plus start-up "
+        "(the jobs packed longest first; an estimate from this run's CPU times, not a measurement)."
+    )
 
 
 def section_failures(s: Summary) -> list[str]:
