@@ -27,8 +27,9 @@ from .trace_file import trace_path, write_trace
 #: Seed of the default (reproducible) run.
 DEFAULT_SEED = 20_251_125
 
-#: Tolerance of waits measured over real sockets (real seconds): below, above.
-SERVER_WAIT_TOLERANCE = (0.003, 0.100)
+#: Tolerance of waits measured over real sockets (real seconds): below, above. A wait is never
+#: shorter; on a loaded machine (load average 11 on 2 cores: up to 162 ms seen) it can be longer.
+SERVER_WAIT_TOLERANCE = (0.003, 0.500)
 
 __all__ = [
     "DEFAULT_SEED",
