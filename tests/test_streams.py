@@ -217,27 +217,33 @@ def test_first_chunk_timeout_sync_on_the_injected_clock(fake: FakeProvider) -> N
 
 
 class _StallingHandler(http.server.BaseHTTPRequestHandler):
-    """Sends the headers of an SSE answer at once, then its first event after ``stall`` s."""
+    """An SSE answer over a real socket: headers after ``header_stall`` s, the first event after
+    ``stall`` more seconds, the next one after ``gap`` more seconds, then ``[DONE]``."""
 
     protocol_version = "HTTP/1.1"
+    header_stall = 0.0
     stall = 0.0
+    gap = 0.0
     release = threading.Event()
+
+    def _event(self, event: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.flush()
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        self.wfile.flush()
-        self.release.wait(self.stall)
+        self.release.wait(self.header_stall)
         with contextlib.suppress(OSError):
-            for event in (
-                b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
-                b'"choices":[{"index":0,"delta":{"content":"late"},"finish_reason":null}]}\n\n',
-                DONE_EVENT,
-            ):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            self.release.wait(self.stall)
+            self._event(chunk_event("m", "late"))
+            self.release.wait(self.gap)
+            self._event(chunk_event("m", "r"))
+            self._event(DONE_EVENT)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
@@ -246,8 +252,12 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _stalling_server(stall: float) -> Iterator[str]:
-    handler = type("Handler", (_StallingHandler,), {"stall": stall, "release": threading.Event()})
+def _stalling_server(stall: float, header_stall: float = 0.0, gap: float = 0.0) -> Iterator[str]:
+    handler = type(
+        "Handler",
+        (_StallingHandler,),
+        {"stall": stall, "header_stall": header_stall, "gap": gap, "release": threading.Event()},
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -280,7 +290,7 @@ def test_first_chunk_timeout_sync_cuts_a_stalled_socket(stall: float) -> None:
             primed = prime_sync(
                 stream, key=KEY, sent=sent, first_chunk_timeout=2.0, clock=time.monotonic
             )
-            assert _text(primed) == "late"
+            assert _text(primed) == "later"
             time.sleep(0.05)  # the disarmed timer never touches the socket of a healthy stream
         client.close()
 
@@ -637,3 +647,29 @@ def test_a_compressed_stream_is_primed_by_its_first_bytes(fake: FakeProvider) ->
     assert _text(stream) == "zipped"
     with pytest.raises(openai.APIConnectionError):  # a break before the first bytes
         prime_sync(_open(fake, gzipped(0)), key=KEY)
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_sync_first_chunk_timeout_bounds_the_header_wait_not_the_reading(
+    fake: FakeProvider, where: str
+) -> None:
+    _text(_open(FakeProvider(), sse()))  # the SDK's first-call imports, outside the timing
+    # headers after 30 s: cut at the limit by the read timeout of the headers' wait, then fallback;
+    # headers and first chunk at once, then a 1.5 s gap: read whole (the limit no longer applies)
+    stalls = {"header_stall": 30.0} if where == "headers" else {"gap": 1.5}
+    with _stalling_server(0.0, **stalls) as url:
+        primary = openai.OpenAI(api_key="x", base_url=url)
+        notdiamond.init([primary, fake.azure()], models=TWO, first_chunk_timeout=1.0)
+        start = time.monotonic()
+        stream = primary.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+        text = _text(stream)
+        elapsed = time.monotonic() - start
+        if where == "headers":
+            assert text == "hi"
+            assert 1.0 <= elapsed < 2.5
+            assert fake.keys() == ["azure/gpt-4o"]
+        else:
+            assert text == "later"
+            assert 1.5 <= elapsed < 3.0
+            assert fake.keys() == []
+        primary.close()
