@@ -708,3 +708,22 @@ def test_sync_watchdogs_under_many_threads(fake: FakeProvider, stalled: bool) ->
         assert texts == (["hi"] * 6 if stalled else ["later"] * 6)
         assert fake.keys() == (["azure/gpt-4o"] * 6 if stalled else [])
         primary.close()
+
+
+def test_closing_a_primed_stream_unread_releases_the_connection(fake: FakeProvider) -> None:
+    bodies: list[ScriptedBody] = []
+    stream = prime_sync(_open(fake, sse(("a", "b"), bodies=bodies)), key=KEY)
+    stream.close()
+    assert bodies[0].closed
+    assert bodies[0].delivered == 1
+
+
+@pytest.mark.asyncio
+async def test_closing_a_primed_async_stream_unread_releases_the_connection(
+    fake: FakeProvider,
+) -> None:
+    bodies: list[ScriptedBody] = []
+    stream = await prime_async(await _aopen(fake, sse(("a", "b"), bodies=bodies)), key=KEY)
+    await stream.close()
+    assert bodies[0].closed
+    assert bodies[0].delivered == 1
