@@ -41,7 +41,8 @@ class InitOptions(TypedDict, total=False):
     retry_after_cap: float
     #: Shorten each backoff wait by a random fraction up to this (0..1); 0 = the exact schedule.
     jitter: float
-    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
+    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness),
+    #: and with a ``BreakerTransition`` on each change of a circuit breaker's state.
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
@@ -51,6 +52,9 @@ class InitOptions(TypedDict, total=False):
     #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
     #: ``None``/``False`` (off, the default).
     retry_budget: RetryBudget | bool | None
+    #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
+    #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
+    first_chunk_timeout: float | Mapping[str, float | None] | None
 
 
 def init(
@@ -113,7 +117,7 @@ def init(
     )
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
-    resolved = parse_options(options, is_async=is_async)
+    resolved = parse_options(options, is_async=is_async, models=config.order)
     strategies = assemble(
         config.order,
         breaker=resolved.pop("circuit_breaker"),
@@ -126,6 +130,7 @@ def init(
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
+        first_chunk_timeouts=resolved.pop("first_chunk_timeout"),
         **resolved,
         strategies=strategies,
     )
