@@ -311,12 +311,10 @@ def _runtime_defaults() -> dict[str, Any]:
 
 def _runtime_option(name: str, value: object) -> float:
     """A keyword-only ``init`` option, validated and defaulted by the runtime's own code."""
-    from notdiamond import _init
-    from notdiamond._policy import DEFAULT_RETRY_AFTER_CAP
+    from notdiamond._options import OPTIONS, OptionContext
 
-    if name == "retry_after_cap":
-        return float(_init._cap(DEFAULT_RETRY_AFTER_CAP if value is None else value))
-    return float(_init._jitter(0.0 if value is None else value))
+    option = OPTIONS[name]
+    return float(option.check(option.default if value is None else value, OptionContext(False)))  # type: ignore[arg-type]
 
 
 def load(path: Path | str) -> Scenario:
