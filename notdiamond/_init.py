@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
-import math
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
-import anyio
 from typing_extensions import Unpack
 
-from ._config import (
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    Config,
-    _PerModel,
-    parse_config,
-)
-from ._deadline import check_deadline
+from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
+from ._events import Observer
 from ._manager import RetryManager
-from ._pipeline import Observer
-from ._policy import DEFAULT_RETRY_AFTER_CAP
+from ._options import check_option_names, parse_options
 from ._sdk import Provider, classify_client
+from ._strategies import assemble
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import ClientsInput, MessagesInput, ModelsInput
 
 logger = logging.getLogger("notdiamond")
 
 
 class InitOptions(TypedDict, total=False):
-    """Keyword-only options beyond the seed's signature; each defaults to the seed's behaviour."""
+    """Keyword-only options beyond the seed's signature; each defaults to the seed's behaviour.
+
+    Their defaults and validation live in ``_options.OPTIONS`` (one row per field here).
+    """
 
     #: Seed of the manager's own generator for weighted selection (reproducible draws).
     seed: int | None
@@ -51,12 +45,15 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
+    #: Per-model circuit breaker: ``notdiamond.CircuitBreaker(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    circuit_breaker: CircuitBreaker | bool | None
+    #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    retry_budget: RetryBudget | bool | None
     #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
     #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
     first_chunk_timeout: float | Mapping[str, float | None] | None
-
-
-_OPTION_NAMES = tuple(InitOptions.__annotations__)
 
 
 def init(
@@ -99,18 +96,7 @@ def init(
     A managed call that fails on every model raises its last attempt's own SDK error;
     :func:`notdiamond.failures_of` returns every failed attempt of the call from it.
     """
-    unknown = [name for name in options if name not in _OPTION_NAMES]
-    if unknown:
-        hints = [
-            f"{name!r} (did you mean {close[0]!r}?)"
-            if (close := difflib.get_close_matches(name, _OPTION_NAMES, n=1))
-            else repr(name)
-            for name in unknown
-        ]
-        raise TypeError(
-            f"notdiamond.init() got unknown option(s) {', '.join(hints)}. "
-            f"Options are: {', '.join(_OPTION_NAMES)}."
-        )
+    check_option_names(options, parameters=_PARAMETERS)
 
     clients, is_async = _clients_by_provider(client)
     if async_mode != is_async:
@@ -130,21 +116,22 @@ def init(
     )
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
-
+    resolved = parse_options(options, is_async=is_async, models=config.order)
+    strategies = assemble(
+        config.order,
+        breaker=resolved.pop("circuit_breaker"),
+        budget=resolved.pop("retry_budget"),
+        retry_after_cap=resolved["retry_after_cap"],
+        report=resolved["observer"],
+    )
     manager = RetryManager(
         config,
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
-        seed=_seed(options.get("seed")),
-        clock=_callable("clock", options.get("clock", time.monotonic)),
-        sleep=_sleep(options.get("sleep"), is_async),
-        sdk_retries=_flag("sdk_retries", options.get("sdk_retries", False)),
-        retry_after_cap=_cap(options.get("retry_after_cap", DEFAULT_RETRY_AFTER_CAP)),
-        jitter=_jitter(options.get("jitter", 0.0)),
-        observer=_observer(options.get("observer")),
-        deadline=_deadline(options.get("deadline")),
-        first_chunk_timeouts=_first_chunk_timeouts(options.get("first_chunk_timeout"), config),
+        first_chunk_timeouts=resolved.pop("first_chunk_timeout"),
+        **resolved,
+        strategies=strategies,
     )
     manager._install()
     return manager
@@ -177,97 +164,9 @@ def _clients_by_provider(client: object) -> tuple[dict[Provider, Any], bool]:
     return clients, kinds.pop()
 
 
-def _seed(value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"seed must be an int or None, got {value!r}.")
-    return value
-
-
-def _callable(name: str, value: object) -> Any:
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, got {value!r}.")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return value
-
-
-def _cap(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or math.isnan(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"retry_after_cap must be a number of seconds >= 0 (math.inf to always wait), got {value!r}."
-        )
-    return float(value)
-
-
-def _jitter(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(
-            f"jitter is the largest fraction by which a backoff wait is shortened at random: a "
-            f"number from 0 (off) to 1, got {value!r}. E.g. jitter=0.25."
-        )
-    return float(value)
-
-
-def _deadline(value: object) -> float | None:
-    return None if value is None else check_deadline("deadline", value)
-
-
-def _first_chunk_timeouts(value: object, config: Config) -> dict[str, float]:
-    """``first_chunk_timeout``: the models that have one, and its value for each."""
-    if value is None:
-        return {}
-    per_model = _PerModel(
-        "first_chunk_timeout", value, None, _check_first_chunk_timeout, config.order
-    )
-    return {key: limit for key, limit in per_model.values.items() if limit is not None}
-
-
-def _check_first_chunk_timeout(where: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"{where}: expected seconds from sending a streamed attempt to its first chunk, as a "
-            f"number (or None for no limit), got {value!r}. E.g. first_chunk_timeout=10.0."
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"{where}: {value!r} is not a usable first-chunk timeout. Use a finite number of "
-            "seconds > 0, or None for no limit."
-        )
-    return float(value)
-
-
-def _observer(value: object) -> Observer | None:
-    return None if value is None else _callable("observer", value)
-
-
-def _is_coroutine_function(fn: object) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004  (callable objects with an async __call__)
-    )
-
-
-def _sleep(value: object, is_async: bool) -> Any:
-    if value is None:
-        return anyio.sleep if is_async else time.sleep
-    _callable("sleep", value)
-    if is_async and not _is_coroutine_function(value):
-        raise TypeError(
-            "sleep: async clients need a coroutine function, e.g. asyncio.sleep or "
-            "`async def sleep(seconds): ...`."
-        )
-    if not is_async and _is_coroutine_function(value):
-        raise TypeError(
-            "sleep: sync clients need a plain function such as time.sleep, not a coroutine."
-        )
-    return value
+#: ``init``'s named parameters: a misspelt one lands in ``**options`` and is suggested from here.
+_PARAMETERS = tuple(
+    name
+    for name, p in inspect.signature(init).parameters.items()
+    if p.kind is not inspect.Parameter.VAR_KEYWORD
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from openai import AsyncOpenAI
 
@@ -18,7 +18,18 @@ from ._call import CallState
 from ._pipeline import run_async, run_sync
 
 if TYPE_CHECKING:
-    from ._manager import BaseRetryWrapper
+    from ._assembly import Pipeline
+
+
+class Router(Protocol):
+    """What patching needs of the wrapper that serves a client (``RetryWrapper``)."""
+
+    pipeline: Pipeline
+
+    def route(self, options: Any) -> str | None:
+        """The first model key of a managed call, or ``None`` to pass the request through."""
+        ...
+
 
 #: Instance attribute holding the :class:`Slot` of a managed client and of its copies.
 SLOT_ATTR: Final = "_notdiamond_slot"
@@ -29,8 +40,8 @@ class Slot:
 
     __slots__ = ("copies", "original_class", "wrapper")
 
-    def __init__(self, wrapper: BaseRetryWrapper, original_class: type) -> None:
-        self.wrapper: BaseRetryWrapper | None = wrapper
+    def __init__(self, wrapper: Router, original_class: type) -> None:
+        self.wrapper: Router | None = wrapper
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -54,7 +65,7 @@ _lock = threading.Lock()
 _patched_classes: dict[type, type] = {}
 
 
-def install(client: Any, wrapper: BaseRetryWrapper) -> None:
+def install(client: Any, wrapper: Router) -> None:
     """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
@@ -66,7 +77,7 @@ def install(client: Any, wrapper: BaseRetryWrapper) -> None:
         client.__class__ = _patched_class(original)
 
 
-def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
+def uninstall(client: Any, wrapper: Router) -> bool:
     """Restore ``client`` and its copies if ``wrapper`` still serves them; report whether it did."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
