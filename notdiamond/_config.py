@@ -223,7 +223,7 @@ def _check_max_retries(where: str, value: object) -> int:
     )
     if value < 1:
         raise ValueError(
-            f"{where}: {value} attempts would never call the model. Use 1 or more "
+            f"{where}: {describe(value)} attempts would never call the model. Use 1 or more "
             "(it counts attempts on one model: 1 is a single try, 3 is up to three)."
         )
     return value
