@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._call import AttemptEvent, ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
+from ._hedging import Hedge
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
 from ._types import ClientType, ModelType, OpenAIMessagesType
@@ -19,6 +20,7 @@ __all__ = [
     "AttemptEvent",
     "ClientType",
     "DeadlineExceeded",
+    "Hedge",
     "InitOptions",
     "ModelType",
     "ModelsUnavailable",

@@ -16,6 +16,7 @@ from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
 from ._deadline import check_deadline
+from ._hedging import Hedge, check_hedge
 from ._manager import RetryManager
 from ._pipeline import Observer
 from ._policy import DEFAULT_RETRY_AFTER_CAP
@@ -44,6 +45,8 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
+    #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)``; default none.
+    hedge: Hedge | None
 
 
 _OPTION_NAMES = tuple(InitOptions.__annotations__)
@@ -130,6 +133,7 @@ def init(
         jitter=_jitter(options.get("jitter", 0.0)),
         observer=_observer(options.get("observer")),
         deadline=_deadline(options.get("deadline")),
+        hedge=check_hedge(options.get("hedge"), is_async=is_async, config=config),
     )
     manager._install()
     return manager

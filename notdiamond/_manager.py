@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patching
 from ._config import Config, ModelSettings
+from ._hedging import Hedge, Hedging
 from ._pipeline import Observer, Pipeline, current_call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
@@ -139,6 +140,7 @@ class RetryManager:
         observer: Observer | None,
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
+        hedge: Hedge | None = None,
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -173,6 +175,7 @@ class RetryManager:
             sleep=sleep,
             observer=observer,
             deadline=deadline,
+            hedge=None if hedge is None else Hedging(hedge, self.settings),
         )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {

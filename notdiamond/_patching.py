@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from openai import AsyncOpenAI
 
 from ._call import CallState
-from ._pipeline import run_async, run_sync
+from ._pipeline import run_sync
 
 if TYPE_CHECKING:
     from ._manager import BaseRetryWrapper
@@ -74,6 +74,10 @@ def original_class(client: Any) -> Any:
     return slot.original_class if slot is not None else type(client)
 
 
+def _run_async(call: CallState) -> Any:
+    return call.pipeline.run_async(call)
+
+
 def _patched_class(base: type) -> type:
     cls = _patched_classes.get(base)
     if cls is None:
@@ -94,7 +98,8 @@ def _make_patched_class(base: Any) -> type:
 
     # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of
     # either the pipeline or the original method, so one plain function serves both kinds.
-    run = run_async if issubclass(base, AsyncOpenAI) else run_sync
+    # An async call runs on its pipeline's async driver (hedged or not, chosen at assembly).
+    run = _run_async if issubclass(base, AsyncOpenAI) else run_sync
 
     def request(
         self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None

@@ -8,7 +8,7 @@ differ only in how they wait and await.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
@@ -17,6 +17,7 @@ from ._strategy import HOOKS, Strategy, overrides
 
 if TYPE_CHECKING:
     from ._config import ModelSettings
+    from ._hedging import Hedging
     from ._policy import RetryPolicy
 
 Observer = Callable[[AttemptEvent], object]
@@ -40,6 +41,7 @@ class Pipeline:
         sleep: Any,
         observer: Observer | None,
         deadline: float | None,
+        hedge: Hedging | None = None,
     ) -> None:
         self.settings = settings
         self.next_model = next_model
@@ -49,6 +51,14 @@ class Pipeline:
         self.sleep = sleep
         self.observer = observer
         self.deadline = deadline
+        #: Hedged requests (async clients only), or ``None``.
+        self.hedge = hedge
+        #: The driver of this pipeline's async calls, chosen once: hedged or one attempt at a time.
+        self.run_async: Callable[[CallState], Awaitable[Any]] = run_async
+        if hedge is not None:
+            from ._hedging import run_async_hedged  # (this module is imported by it)
+
+            self.run_async = run_async_hedged
         #: Who sends each model's attempts: filled in once the wrappers exist.
         self.wrapper_of: dict[str, Any] = {}
         # For each hook, only the strategies that override it (a hook nobody overrides is skipped).
@@ -62,7 +72,12 @@ class Pipeline:
         self.readmit_by = by_hook["readmit"]
         self.attempt_abandoned_by = by_hook["attempt_abandoned"]
         #: Whether every call reads the clock (strategies, observers and deadlines need it).
-        self.timed = bool(self.strategies) or observer is not None or deadline is not None
+        self.timed = (
+            bool(self.strategies)
+            or observer is not None
+            or deadline is not None
+            or hedge is not None
+        )
 
 
 def run_sync(call: CallState) -> Any:

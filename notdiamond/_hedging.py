@@ -1,0 +1,481 @@
+"""Hedged requests (``hedge=notdiamond.Hedge(...)``, async clients): the tail-latency remedy.
+
+When an attempt has produced no response after ``delay`` seconds, the call starts an attempt on the
+next model (the fallback choice, SPEC 4.5) in parallel, up to ``max_extra`` extra attempts at once.
+The first answer wins; the other attempts are cancelled (their HTTP requests and connections
+closed). Each line of attempts ("lane") keeps its own model's same-model retries (SPEC 4.3/4.4);
+a lane whose model is given up moves to the next fallback model in its own slot, or ends quietly
+when none is left while another lane still runs. The call raises only when no lane is left.
+
+Every decision is still :class:`~notdiamond._call.CallState`'s: each lane is one (sharing the call's
+identity, deadline and failures), so strategies, logs and the observer see every attempt. All time
+comes from the manager's injected clock and sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ._call import CallState, Decision
+from ._pipeline import current_call
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from ._config import Config
+
+logger = logging.getLogger("notdiamond")
+
+_PERCENTILE: Final = re.compile(r"p(\d+(?:\.\d+)?)")
+_DELAY_HINT: Final = (
+    "Use seconds >= 0 such as 2.0, or a percentile of the model's recent latencies such as 'p95'."
+)
+
+
+def _seconds(name: str, value: object, example: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"Hedge({name}=...): expected seconds as a number, got {value!r}. "
+            f"E.g. {name}={example}."
+        )
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"Hedge({name}={value!r}): not a usable number of seconds. Use a finite number "
+            f">= 0, e.g. {name}={example}."
+        )
+    return seconds
+
+
+def _count(name: str, value: object, least: int, fix: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Hedge({name}=...): expected a whole number, got {value!r}. {fix}")
+    if value < least:
+        raise ValueError(f"Hedge({name}={value}): must be {least} or more. {fix}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """Options of hedged requests: ``notdiamond.init(..., hedge=notdiamond.Hedge(delay=2.0))``.
+
+    Args:
+        delay: Seconds without a response after which an attempt on the next model starts in
+            parallel; or ``"p95"`` (any percentile ``"pQ"``, 0 < Q <= 100): that percentile of
+            the slow model's own latencies over its recent successes.
+        max_extra: Most extra attempts in flight at once (never more than ``1 + max_extra``).
+        initial_delay: Percentile delays: the delay used until ``min_samples`` successes of the
+            model have been seen.
+        min_delay: Percentile delays: the floor of the delay, in seconds.
+        min_samples: Percentile delays: successes needed before the percentile is used.
+        window: Percentile delays: how many of each model's most recent successes are kept.
+    """
+
+    delay: float | str = 2.0
+    max_extra: int = 1
+    initial_delay: float = 2.0
+    min_delay: float = 0.05
+    min_samples: int = 20
+    window: int = 200
+    #: The percentile of a ``"pQ"`` delay (``Q``), else ``None``.
+    quantile: float | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        delay = self.delay
+        if isinstance(delay, str):
+            match = _PERCENTILE.fullmatch(delay.strip())
+            quantile = float(match.group(1)) if match else math.nan
+            if not 0 < quantile <= 100:
+                raise ValueError(
+                    f"Hedge(delay={delay!r}): not a delay. {_DELAY_HINT} A percentile is 'p' and "
+                    "a number above 0 and at most 100: 'p50', 'p95', 'p99.9'."
+                )
+            object.__setattr__(self, "quantile", quantile)
+        elif isinstance(delay, bool) or not isinstance(delay, int | float):
+            raise TypeError(f"Hedge(delay={delay!r}): not a delay. {_DELAY_HINT}")
+        else:
+            seconds = float(delay)
+            if not math.isfinite(seconds) or seconds < 0:
+                raise ValueError(f"Hedge(delay={delay!r}): not a usable delay. {_DELAY_HINT}")
+            object.__setattr__(self, "delay", seconds)
+        object.__setattr__(
+            self,
+            "max_extra",
+            _count(
+                "max_extra",
+                self.max_extra,
+                1,
+                "It is the most extra attempts in flight at once, e.g. max_extra=1; to switch "
+                "hedging off, pass hedge=None.",
+            ),
+        )
+        initial = _seconds("initial_delay", self.initial_delay, "2.0")
+        floor = _seconds("min_delay", self.min_delay, "0.05")
+        if initial < floor:
+            raise ValueError(
+                f"Hedge(initial_delay={self.initial_delay!r}, min_delay={self.min_delay!r}): the "
+                "initial delay is below the floor. Raise initial_delay or lower min_delay."
+            )
+        object.__setattr__(self, "initial_delay", initial)
+        object.__setattr__(self, "min_delay", floor)
+        samples = _count(
+            "min_samples",
+            self.min_samples,
+            1,
+            "It is how many successes of a model are needed "
+            "before its latency percentile is used, e.g. min_samples=20.",
+        )
+        window = _count(
+            "window", self.window, 1, "It is how many recent successes are kept, e.g. window=200."
+        )
+        if window < samples:
+            raise ValueError(
+                f"Hedge(window={window}, min_samples={samples}): the window must hold at least "
+                "min_samples latencies. Raise window or lower min_samples."
+            )
+
+
+class LatencyWindow:
+    """One model's most recent success latencies (a bounded window), and their percentiles."""
+
+    __slots__ = ("_lock", "_samples", "_sorted")
+
+    def __init__(self, size: int) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._samples.append(seconds)
+            self._sorted = None
+
+    def percentile(self, quantile: float) -> float:
+        """The nearest-rank ``quantile`` percentile (0 < quantile <= 100); the window is not empty."""
+        with self._lock:
+            ordered = self._sorted
+            if ordered is None:
+                ordered = self._sorted = sorted(self._samples)
+        rank = max(1, math.ceil(quantile / 100.0 * len(ordered)))
+        return ordered[rank - 1]
+
+
+class Hedging:
+    """One manager's hedging: its options and, for percentile delays, each model's latencies."""
+
+    def __init__(self, options: Hedge, keys: Iterable[str]) -> None:
+        self.options = options
+        self.max_in_flight = 1 + options.max_extra
+        self.quantile = options.quantile
+        self.latencies: dict[str, LatencyWindow] = (
+            {} if self.quantile is None else {key: LatencyWindow(options.window) for key in keys}
+        )
+
+    def delay_for(self, key: str) -> float:
+        """Seconds an attempt on ``key`` may go without a response before a hedge starts."""
+        options = self.options
+        if self.quantile is None:
+            return options.delay  # type: ignore[return-value]  # a number once validated
+        window = self.latencies[key]
+        if len(window) < options.min_samples:
+            return options.initial_delay
+        return max(options.min_delay, window.percentile(self.quantile))
+
+    def record(self, key: str, seconds: float) -> None:
+        """A success of ``key`` answered after ``seconds`` (kept only for percentile delays)."""
+        window = self.latencies.get(key)
+        if window is not None:
+            window.add(seconds)
+
+
+def check_hedge(value: object, *, is_async: bool, config: Config) -> Hedge | None:
+    """The ``hedge=`` init option: ``None`` or a :class:`Hedge` usable with these clients."""
+    if value is None:
+        return None
+    if not isinstance(value, Hedge):
+        raise TypeError(
+            f"hedge must be notdiamond.Hedge(...) or None, got {value!r}. "
+            "E.g. hedge=notdiamond.Hedge(delay=2.0, max_extra=1)."
+        )
+    if not is_async:
+        raise ValueError(
+            "hedge= runs attempts in parallel and needs async clients (AsyncOpenAI, "
+            "AsyncAzureOpenAI). Use an async client, or drop hedge= for sync clients."
+        )
+    weights = config.weights
+    usable = [
+        key
+        for i, key in enumerate(config.order)
+        if weights is None or weights[i] > 0  # a weight of 0 is never a fallback either
+    ]
+    if len(usable) < 2:
+        raise ValueError(
+            "hedge= sends the extra attempt to the next model, but only "
+            f"{usable or list(config.order)} can be tried. Configure a fallback model, or drop "
+            "hedge=."
+        )
+    return value
+
+
+# -- the hedged driver ---------------------------------------------------------------------------
+
+#: A lane's report to the race: ``("answered", lane, result)``, ``("ended", lane, error)``
+#: (the last lane standing failed: the call's error), ``("slow", lane, attempt id)``.
+_Report = tuple[str, "HedgeLane", Any]
+
+
+class HedgeLane(CallState):
+    """One line of attempts of a hedged call: one model at a time, its own retries."""
+
+    __slots__ = ("attempt_id", "race")
+
+    race: _Race
+    #: The id of the attempt in flight (unique in the call), ``None`` between attempts.
+    attempt_id: int | None
+
+    @property
+    def sent(self) -> int:
+        """Attempts sent by the whole call (every lane)."""
+        return self.race.sent
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        self.race.sent = value
+
+    def _untried(self) -> str | None:
+        """The fallback choice, skipping the models other lanes are trying right now."""
+        busy = {lane.key for lane in self.race.running if lane is not self}
+        return self.pipeline.next_model(self.failed.union(busy))
+
+    def _nothing_left(self) -> Decision:
+        return "hedge" if self.race.others_running(self) else "raise"
+
+    def overtaken(self, answered: bool) -> None:
+        """This attempt lost: cancelled when another answered first (or answered too late)."""
+        pipeline = self.pipeline
+        if answered:
+            if pipeline.attempt_succeeded_by:
+                now = pipeline.clock()
+                for strategy in pipeline.attempt_succeeded_by:
+                    strategy.attempt_succeeded(self, self.key, now)
+        else:
+            for strategy in pipeline.attempt_abandoned_by:
+                strategy.attempt_abandoned(self, self.key)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "notdiamond: %s attempt %d %s; another attempt answered first",
+                self.key,
+                self.attempt,
+                "answered too late" if answered else "cancelled",
+            )
+        if pipeline.observer is not None:
+            self._emit("hedge", None, None)
+
+
+def _new_lane(call: CallState, race: _Race, key: str) -> HedgeLane:
+    lane = HedgeLane.__new__(HedgeLane)
+    call.branch(lane, key)
+    lane.race = race
+    lane.attempt_id = None
+    return lane
+
+
+class _Race:
+    """The lanes of one hedged call and the task group they run in."""
+
+    def __init__(self, call: CallState, hedging: Hedging) -> None:
+        self.call = call
+        self.pipeline = call.pipeline
+        self.hedging = hedging
+        self.sent = call.sent if call.tracked else 0
+        #: Lanes holding a slot (an attempt in flight or a wait before a retry), in start order.
+        self.running: list[HedgeLane] = []
+        #: Set once the call's outcome is known: lanes cancelled from then on lost the race.
+        self.settled = False
+        self._tg: TaskGroup | None = None
+        self._outbox: MemoryObjectSendStream[_Report] | None = None
+
+    def others_running(self, lane: HedgeLane) -> bool:
+        return any(other is not lane for other in self.running)
+
+    async def run(self) -> Any:
+        call = self.call
+        first = _new_lane(call, self, call.key)
+        first.probing = call.probing
+        send, receive = anyio.create_memory_object_stream[_Report](math.inf)
+        winner: tuple[HedgeLane, Any] | None = None
+        error: BaseException | None = None
+        with send, receive:
+            self._outbox = send
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    self._start(first)
+                    while winner is None and error is None:
+                        kind, lane, value = await receive.receive()
+                        if kind == "answered":
+                            winner = (lane, value)
+                        elif kind == "ended":
+                            error = value
+                        elif kind == "slow":
+                            try:
+                                self._hedge(lane, value)
+                            except Exception as exc:  # a strategy's own error, as unhedged
+                                error = exc
+                    self.settled = True
+                    tg.cancel_scope.cancel()
+            finally:
+                self.running.clear()
+            # Answers that arrived while the winner's were being handled lost the race too.
+            while True:
+                try:
+                    kind, lane, value = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                if kind == "answered":
+                    lane.overtaken(answered=True)
+                    await _discard(value)
+        if error is not None:
+            raise error
+        assert winner is not None
+        lane, result = winner
+        self.hedging.record(lane.key, self.pipeline.clock() - lane.attempt_started)
+        lane.succeeded()
+        return result
+
+    # -- lanes -------------------------------------------------------------------------------
+    def _start(self, lane: HedgeLane) -> None:
+        assert self._tg is not None
+        self.running.append(lane)
+        self._tg.start_soon(self._run_lane, lane)
+
+    def _report(self, kind: str, lane: HedgeLane, value: Any) -> None:
+        assert self._outbox is not None
+        self._outbox.send_nowait((kind, lane, value))
+
+    def _end(self, lane: HedgeLane, error: Exception | None = None) -> None:
+        """``lane`` has nothing more to try: the call ends with ``error`` (default: the call's
+        final error) unless another lane is still running."""
+        self.running.remove(lane)
+        if not self.running:
+            self._report("ended", lane, lane.final_error() if error is None else error)
+
+    async def _run_lane(self, lane: HedgeLane) -> None:
+        try:
+            await self._attempts(lane)
+        except Exception as exc:  # a strategy's or wrapper's own error reaches the caller
+            if lane in self.running:
+                self.running.remove(lane)
+            self._report("ended", lane, exc)
+
+    async def _attempts(self, lane: HedgeLane) -> None:
+        pipeline = self.pipeline
+        while True:
+            try:
+                kwargs = lane.attempt_kwargs()
+            except Exception as exc:  # no time left to send it (the deadline)
+                self._end(lane, exc)
+                return
+            lane.attempt_id = attempt_id = self.sent
+            timer = self._arm(lane, attempt_id)
+            wrapper = pipeline.wrapper_of[lane.key]
+            direct = wrapper._plain and "_default_create" not in wrapper.__dict__
+            token = None if direct else current_call.set(lane)
+            try:
+                attempt = (
+                    wrapper._send(lane, kwargs) if direct else wrapper._default_create(**kwargs)
+                )
+                result = await attempt
+            except Exception as exc:
+                failure = exc
+            except BaseException:
+                if self.settled:
+                    lane.overtaken(answered=False)
+                else:
+                    lane.abandoned()
+                raise
+            else:
+                self._report("answered", lane, result)
+                return
+            finally:
+                lane.attempt_id = None
+                timer.cancel()
+                if token is not None:
+                    current_call.reset(token)
+            wait = lane.failed_with(failure)
+            if wait is None:
+                self._end(lane)
+                return
+            if wait > 0:
+                await pipeline.sleep(wait)
+                if pipeline.readmit_by and not lane.waited():
+                    self._end(lane)
+                    return
+
+    # -- hedges ------------------------------------------------------------------------------
+    def _arm(self, lane: HedgeLane, attempt_id: int) -> anyio.CancelScope:
+        """Report the attempt as slow once it has gone ``delay`` s without a response."""
+        scope = anyio.CancelScope()
+        if len(self.running) < self.hedging.max_in_flight:  # else no slot could take a hedge
+            assert self._tg is not None
+            self._tg.start_soon(self._timer, scope, lane, attempt_id)
+        return scope
+
+    async def _timer(self, scope: anyio.CancelScope, lane: HedgeLane, attempt_id: int) -> None:
+        with scope:
+            await self.pipeline.sleep(self.hedging.delay_for(lane.key))
+            self._report("slow", lane, attempt_id)
+
+    def _hedge(self, slow: HedgeLane, attempt_id: int) -> None:
+        """Start an attempt on the next model in parallel, if the slow one is still in flight."""
+        if slow.attempt_id != attempt_id or len(self.running) >= self.hedging.max_in_flight:
+            return
+        lane = _new_lane(self.call, self, "")
+        key = lane._admitted(lane._untried(), self.pipeline.clock())
+        if key is None:
+            return
+        lane.key = key
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "notdiamond: %s attempt %d has no response after %.3fs; hedging with %s "
+                "(%d attempts in flight)",
+                slow.key,
+                slow.attempt,
+                self.hedging.delay_for(slow.key),
+                key,
+                len(self.running) + 1,
+            )
+        self._start(lane)
+
+
+async def _discard(result: Any) -> None:
+    """Close the HTTP response behind a result that lost the race (a stream, a raw response)."""
+    for name in ("response", "http_response"):
+        response = getattr(result, name, None)
+        aclose = getattr(response, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:  # closing a loser must not fail the call
+                logger.debug("notdiamond: closing a late answer failed", exc_info=True)
+            return
+
+
+async def run_async_hedged(call: CallState) -> Any:
+    """Run a call of an async client with hedged requests to its result or its final error."""
+    hedging = call.pipeline.hedge
+    assert hedging is not None, "the hedged driver runs only pipelines assembled with hedge="
+    return await _Race(call, hedging).run()

@@ -1,0 +1,613 @@
+"""Hedged requests (``hedge=notdiamond.Hedge(...)``), through the real async SDK in virtual time.
+
+The fake provider below answers each request after a scripted latency (``asyncio.sleep`` on the
+looptime loop), records when it started, and whether it completed or was cancelled mid-request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections import defaultdict, deque
+from typing import Any
+
+import openai
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import notdiamond
+from notdiamond import AttemptEvent
+from notdiamond._hedging import Hedging, LatencyWindow
+from tests.fakes import USER, FakeProvider, status
+
+TWO = ["openai/gpt-4o", "azure/gpt-4o"]
+FOUR = ["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
+
+
+class SlowProvider(FakeProvider):
+    """A fake provider whose answers take scripted (virtual) time; it sees cancellations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._latencies: dict[str, deque[float]] = defaultdict(deque)
+        #: ``(key, start time, read timeout)`` of every request that reached the provider.
+        self.started: list[tuple[str, float, float | None]] = []
+        self.completed: list[str] = []
+        self.cancelled: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def latency(self, key: str, *seconds: float) -> None:
+        """Queue latencies for ``key``'s next requests; once used up, answers take no time."""
+        self._latencies[key].extend(seconds)
+
+    async def handle_async(self, request: Any) -> Any:
+        await request.aread()
+        body = json.loads(request.content)
+        provider = "azure" if request.url.path.startswith("/openai/") else "openai"
+        key = f"{provider}/{body.get('model')}"
+        queue = self._latencies.get(key)
+        delay = queue.popleft() if queue else 0.0
+        timeout = request.extensions.get("timeout") or {}
+        self.started.append((key, asyncio.get_running_loop().time(), timeout.get("read")))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self.cancelled.append(key)
+            raise
+        finally:
+            self.in_flight -= 1
+        self.completed.append(key)
+        return self.handle(request)
+
+    def starts(self) -> list[tuple[str, float]]:
+        return [(key, at) for key, at, _ in self.started]
+
+
+@pytest.fixture
+def slow() -> SlowProvider:
+    return SlowProvider()
+
+
+def _init(
+    slow: SlowProvider,
+    events: list[AttemptEvent] | None = None,
+    models: Any = TWO,
+    **options: Any,
+) -> openai.AsyncOpenAI:
+    client = slow.async_openai()
+    notdiamond.init(
+        [client, slow.async_azure()],
+        models=models,
+        clock=asyncio.get_running_loop().time,
+        observer=None if events is None else events.append,
+        **options,
+    )
+    return client
+
+
+async def _create(client: openai.AsyncOpenAI, **kwargs: Any) -> Any:
+    return await client.chat.completions.create(model="notdiamond", messages=USER, **kwargs)
+
+
+def _others() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+
+def _decisions(events: list[AttemptEvent]) -> list[tuple[str, int, str]]:
+    return [(e.model, e.attempt, e.decision) for e in events]
+
+
+# -- the hedge fires after exactly ``delay``, the first answer wins, the loser is cancelled --------
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_slow_primary_hedges_after_delay_and_the_first_answer_wins(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    assert loop.time() - start == pytest.approx(3.0)
+    assert result.model == "gpt-4o"
+    assert slow.starts() == [("openai/gpt-4o", start), ("azure/gpt-4o", start + 2.0)]
+    assert slow.completed == ["azure/gpt-4o"]
+    assert slow.cancelled == ["openai/gpt-4o"]  # the loser's request was cancelled mid-flight
+    assert _others() == []  # no lane, timer or request task left behind
+    assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "success")]
+    assert [(e.started - start, e.finished - start) for e in events] == [(0.0, 3.0), (2.0, 3.0)]
+    assert len({e.call_id for e in events}) == 1
+    await asyncio.sleep(60.0)
+    assert slow.completed == ["azure/gpt-4o"]  # the primary never completes later either
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_no_hedge_when_the_primary_answers_within_the_delay(slow: SlowProvider) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 1.999)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await _create(client)
+    assert loop.time() - start == pytest.approx(1.999)
+    assert slow.starts() == [("openai/gpt-4o", start)]
+    assert _decisions(events) == [("openai/gpt-4o", 1, "success")]
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_primary_still_wins_after_the_hedge_fired(slow: SlowProvider) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 3.0)
+    slow.latency("azure/gpt-4o", 5.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    assert loop.time() - start == pytest.approx(3.0)
+    assert result.model == "gpt-4o"
+    assert slow.completed == ["openai/gpt-4o"]
+    assert slow.cancelled == ["azure/gpt-4o"]
+    assert _decisions(events) == [("azure/gpt-4o", 1, "hedge"), ("openai/gpt-4o", 1, "success")]
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_each_further_extra_starts_delay_after_the_previous_and_max_extra_holds(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, models=FOUR, hedge=notdiamond.Hedge(delay=1.5, max_extra=2))
+    for key, seconds in zip(FOUR, (100.0, 100.0, 2.0, 100.0), strict=True):
+        slow.latency(key, seconds)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    # 0: primary; 1.5: first extra; 3.0: second extra; then 3 in flight: no fourth model.
+    assert [(k, at - start) for k, at in slow.starts()] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 1.5),
+        ("openai/gpt-4o-mini", 3.0),
+    ]
+    assert loop.time() - start == pytest.approx(5.0)
+    assert result.model == "gpt-4o-mini"
+    assert slow.most_in_flight == 3
+    assert sorted(slow.cancelled) == ["azure/gpt-4o", "openai/gpt-4o"]
+    assert [e.decision for e in events] == ["hedge", "hedge", "success"]
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_one_extra_at_most_with_max_extra_1(slow: SlowProvider) -> None:
+    client = _init(slow, models=FOUR, hedge=notdiamond.Hedge(delay=1.0, max_extra=1))
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await _create(client)
+    assert [(k, at - start) for k, at in slow.starts()] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 1.0),
+    ]
+    assert slow.most_in_flight == 2
+    assert loop.time() - start == pytest.approx(10.0)
+    assert slow.completed == ["openai/gpt-4o"]
+    assert slow.cancelled == ["azure/gpt-4o"]
+
+
+# -- failures inside a hedged call ------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_failing_hedge_does_not_end_the_call_while_the_primary_runs(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 0.5)
+    slow.script("azure/gpt-4o", status(400))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    assert loop.time() - start == pytest.approx(10.0)
+    assert result.model == "gpt-4o"
+    assert slow.completed == ["azure/gpt-4o", "openai/gpt-4o"]
+    assert _decisions(events) == [("azure/gpt-4o", 1, "hedge"), ("openai/gpt-4o", 1, "success")]
+    assert isinstance(events[0].error, openai.BadRequestError)
+    assert events[0].status_code == 400
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_failed_attempt_frees_its_slot_for_the_next_fallback_model(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, models=FOUR[:3], hedge=notdiamond.Hedge(delay=2.0, max_extra=1))
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 0.5)
+    slow.script("azure/gpt-4o", status(404))
+    slow.latency("openai/gpt-4o-mini", 1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    assert [(k, at - start) for k, at in slow.starts()] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 2.0),
+        ("openai/gpt-4o-mini", 2.5),  # at once, in the failed hedge's slot
+    ]
+    assert result.model == "gpt-4o-mini"
+    assert loop.time() - start == pytest.approx(3.5)
+    assert slow.most_in_flight == 2
+    assert _decisions(events) == [
+        ("azure/gpt-4o", 1, "fallback"),
+        ("openai/gpt-4o", 1, "hedge"),
+        ("openai/gpt-4o-mini", 1, "success"),
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_same_model_retries_still_apply_inside_a_hedged_call(slow: SlowProvider) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0), max_retries=2, backoff=2.0)
+    slow.latency("openai/gpt-4o", 3.0, 1.0)
+    slow.script("openai/gpt-4o", status(500))
+    slow.latency("azure/gpt-4o", 10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    # primary fails at 3, retries after backoff ** 1 = 2 s at 5, answers at 6; the hedge (2..12)
+    # is cancelled. The retry's own hedge timer (5 + 2 = 7) never fires.
+    assert [(k, at - start) for k, at in slow.starts()] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 2.0),
+        ("openai/gpt-4o", 5.0),
+    ]
+    assert result.model == "gpt-4o"
+    assert loop.time() - start == pytest.approx(6.0)
+    assert slow.cancelled == ["azure/gpt-4o"]
+    assert _decisions(events) == [
+        ("openai/gpt-4o", 1, "retry"),
+        ("azure/gpt-4o", 1, "hedge"),
+        ("openai/gpt-4o", 2, "success"),
+    ]
+    assert events[0].next_wait == 2.0
+    assert events[2].wait_before == 2.0
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_call_raises_only_when_no_attempt_is_left(slow: SlowProvider) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 3.0)
+    slow.script("openai/gpt-4o", status(500))
+    slow.latency("azure/gpt-4o", 2.0)
+    slow.script("azure/gpt-4o", status(404))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(openai.NotFoundError) as caught:
+        await _create(client)
+    assert loop.time() - start == pytest.approx(4.0)
+    failures = caught.value.notdiamond_failures  # type: ignore[attr-defined]
+    assert [(k, n, type(e).__name__) for k, n, e in failures] == [
+        ("openai/gpt-4o", 1, "InternalServerError"),
+        ("azure/gpt-4o", 1, "NotFoundError"),
+    ]
+    assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "raise")]
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_cancelling_the_call_cancels_every_attempt_and_reports_none(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 10.0)
+    task = asyncio.create_task(_create(client))
+    await asyncio.sleep(3.0)
+    assert slow.in_flight == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(slow.cancelled) == ["azure/gpt-4o", "openai/gpt-4o"]
+    assert events == []  # the caller cancelled: no attempt lost to another one
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_deadline_cuts_the_hedge_timeout_too(slow: SlowProvider) -> None:
+    client = _init(slow, hedge=notdiamond.Hedge(delay=2.0), deadline=5.0, timeout=60.0)
+    slow.latency("openai/gpt-4o", 4.0)
+    slow.latency("azure/gpt-4o", 4.0)
+    await _create(client)
+    assert [t for _, _, t in slow.started] == [5.0, 3.0]
+
+
+# -- percentile delays ----------------------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_percentile_delay_adapts_once_enough_successes_were_seen(
+    slow: SlowProvider,
+) -> None:
+    hedge = notdiamond.Hedge(delay="p50", initial_delay=5.0, min_samples=3, window=10)
+    client = _init(slow, hedge=hedge)
+    loop = asyncio.get_running_loop()
+    # Three successes of the primary (1, 1.5 and 2 s): none reaches the initial delay of 5 s.
+    for latency in (1.0, 2.0, 1.5):
+        slow.latency("openai/gpt-4o", latency)
+        await _create(client)
+    assert [k for k, _ in slow.starts()] == ["openai/gpt-4o"] * 3
+    # Now p50 of the primary's latencies is 1.5 s: a slow primary is hedged after 1.5 s.
+    slow.latency("openai/gpt-4o", 30.0)
+    slow.latency("azure/gpt-4o", 0.25)
+    start = loop.time()
+    await _create(client)
+    assert [(k, at - start) for k, at in slow.starts()[3:]] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 1.5),
+    ]
+    assert loop.time() - start == pytest.approx(1.75)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_before_enough_successes_the_initial_delay_applies(slow: SlowProvider) -> None:
+    hedge = notdiamond.Hedge(delay="p95", initial_delay=4.0, min_samples=5)
+    client = _init(slow, hedge=hedge)
+    slow.latency("openai/gpt-4o", 1.0, 30.0)
+    await _create(client)
+    slow.latency("azure/gpt-4o", 1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await _create(client)
+    assert [(k, at - start) for k, at in slow.starts()[1:]] == [
+        ("openai/gpt-4o", 0.0),
+        ("azure/gpt-4o", 4.0),
+    ]
+
+
+def test_percentile_delays_use_the_models_own_window_with_a_floor() -> None:
+    hedge = notdiamond.Hedge(delay="p90", initial_delay=3.0, min_delay=0.2, min_samples=2, window=5)
+    hedging = Hedging(hedge, TWO)
+    assert hedging.delay_for("openai/gpt-4o") == 3.0
+    hedging.record("openai/gpt-4o", 0.01)
+    assert hedging.delay_for("openai/gpt-4o") == 3.0  # one sample: not enough yet
+    hedging.record("openai/gpt-4o", 0.05)
+    assert hedging.delay_for("openai/gpt-4o") == 0.2  # the floor
+    for seconds in (1.0, 2.0, 3.0, 4.0, 5.0):  # the window keeps the last 5
+        hedging.record("openai/gpt-4o", seconds)
+    assert hedging.delay_for("openai/gpt-4o") == 5.0
+    assert hedging.delay_for("azure/gpt-4o") == 3.0  # another model's window is its own
+
+
+@given(
+    samples=st.lists(st.floats(0.0, 1e4, allow_nan=False), min_size=1, max_size=60),
+    quantile=st.floats(0.01, 100.0),
+    window=st.integers(1, 80),
+)
+def test_the_window_percentile_is_the_nearest_rank_of_the_recent_samples(
+    samples: list[float], quantile: float, window: int
+) -> None:
+    latencies = LatencyWindow(window)
+    for seconds in samples:
+        latencies.add(seconds)
+    recent = sorted(samples[-window:])
+    assert len(latencies) == len(recent)
+    value = latencies.percentile(quantile)
+    assert value == recent[max(1, math.ceil(quantile / 100 * len(recent))) - 1]
+    assert recent[0] <= value <= recent[-1]
+    assert latencies.percentile(100.0) == recent[-1]
+
+
+# -- every hedged attempt is an attempt: events, logs, exact HTTP counts --------------------------
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_every_request_is_one_reported_attempt_over_many_concurrent_calls(
+    slow: SlowProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=1.0))
+    rng = random.Random(7)
+    for key in TWO:
+        slow.latency(key, *(rng.expovariate(1.0) for _ in range(400)))
+    results = await asyncio.gather(*(_create(client) for _ in range(150)))
+    assert len(results) == 150
+    assert len(events) == len(slow.started)  # every HTTP request reached the observer once
+    per_call: dict[int, list[AttemptEvent]] = defaultdict(list)
+    for event in events:
+        per_call[event.call_id].append(event)
+    assert len(per_call) == 150
+    for attempts in per_call.values():
+        assert [e.decision for e in attempts][-1] == "success"
+        assert all(e.decision == "hedge" for e in attempts[:-1])
+        assert len(attempts) <= 2
+    hedged = sum(len(a) == 2 for a in per_call.values())
+    assert hedged == sum(1 for e in events if e.decision == "hedge") > 0
+    assert len(slow.completed) + len(slow.cancelled) == len(slow.started)
+    assert _others() == []
+    text = nd_logs.text
+    assert "hedging with azure/gpt-4o" in text
+    assert "Hello!" not in text
+    assert "sk-test-secret-key" not in text
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_hedged_stream_is_the_winners_stream_whole(slow: SlowProvider) -> None:
+    client = _init(slow, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    stream = await _create(client, stream=True)
+    chunks = [chunk async for chunk in stream]
+    assert [c.model for c in chunks] == ["gpt-4o", "gpt-4o"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hi"
+    assert slow.cancelled == ["openai/gpt-4o"]
+    assert slow.completed == ["azure/gpt-4o"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_without_hedge_a_slow_primary_is_waited_for(slow: SlowProvider) -> None:
+    client = _init(slow)
+    slow.latency("openai/gpt-4o", 10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await _create(client)
+    assert loop.time() - start == pytest.approx(10.0)
+    assert slow.starts() == [("openai/gpt-4o", start)]
+
+
+# -- refusals at init -----------------------------------------------------------------------------
+def test_sync_clients_are_refused_and_nothing_is_patched(fake: FakeProvider) -> None:
+    client = fake.openai()
+    with pytest.raises(ValueError, match="async client"):
+        notdiamond.init([client, fake.azure()], models=TWO, hedge=notdiamond.Hedge())
+    assert type(client) is openai.OpenAI
+
+
+@pytest.mark.parametrize(
+    ("models", "match"),
+    [
+        (["openai/gpt-4o"], "Configure a fallback model"),
+        ({"openai/gpt-4o": 1.0, "azure/gpt-4o": 0.0}, "Configure a fallback model"),
+    ],
+)
+def test_hedging_needs_a_second_usable_model(fake: FakeProvider, models: Any, match: str) -> None:
+    client = fake.async_openai()
+    with pytest.raises(ValueError, match=match):
+        notdiamond.init([client, fake.async_azure()], models=models, hedge=notdiamond.Hedge())
+    assert type(client) is openai.AsyncOpenAI
+
+
+@pytest.mark.parametrize("value", [2.0, "p95", {"delay": 2.0}, True])
+def test_hedge_must_be_a_hedge_object(fake: FakeProvider, value: object) -> None:
+    with pytest.raises(TypeError, match=r"notdiamond\.Hedge\("):
+        notdiamond.init(fake.async_openai(), models=TWO[:1], hedge=value)  # type: ignore[arg-type]
+
+
+def _valid_delay(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return math.isfinite(value) and value >= 0
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("p") or not text[1:]:
+            return False
+        number = text[1:]
+        if not all(c.isdigit() or c == "." for c in number) or number.count(".") > 1:
+            return False
+        if number.startswith(".") or number.endswith("."):
+            return False
+        if not all(c.isascii() for c in number):
+            return False
+        return 0 < float(number) <= 100
+    return False
+
+
+delays = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 10**6),
+    st.booleans(),
+    st.none(),
+    st.builds(lambda q: f"p{q}", st.floats(-10, 200, allow_nan=False)),
+    st.builds(lambda q: f"p{q}", st.integers(-5, 200)),
+    st.text(max_size=6),
+)
+
+
+@given(delay=delays)
+def test_any_delay_is_accepted_exactly_when_valid(delay: object) -> None:
+    if _valid_delay(delay):
+        hedge = notdiamond.Hedge(delay=delay)  # type: ignore[arg-type]
+        if isinstance(delay, str):
+            assert hedge.quantile == float(delay.strip()[1:])
+        else:
+            assert hedge.delay == float(delay)
+            assert hedge.quantile is None
+    else:
+        with pytest.raises((TypeError, ValueError), match=r"Hedge\(delay=") as caught:
+            notdiamond.Hedge(delay=delay)  # type: ignore[arg-type]
+        assert "e.g." in str(caught.value) or "such as" in str(caught.value)
+
+
+counts = st.one_of(st.integers(-3, 1000), st.floats(allow_nan=True), st.booleans(), st.none())
+seconds = st.one_of(st.floats(allow_nan=True), st.integers(-3, 100), st.booleans(), st.none())
+
+
+@given(
+    max_extra=counts,
+    initial_delay=seconds,
+    min_delay=seconds,
+    min_samples=counts,
+    window=counts,
+)
+def test_every_other_option_is_validated_naming_the_fix(
+    max_extra: Any, initial_delay: Any, min_delay: Any, min_samples: Any, window: Any
+) -> None:
+    def whole(value: Any, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    def secs(value: Any) -> bool:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        )
+
+    valid = (
+        whole(max_extra, 1)
+        and secs(initial_delay)
+        and secs(min_delay)
+        and initial_delay >= min_delay
+        and whole(min_samples, 1)
+        and whole(window, 1)
+        and window >= min_samples
+    )
+    options = {
+        "max_extra": max_extra,
+        "initial_delay": initial_delay,
+        "min_delay": min_delay,
+        "min_samples": min_samples,
+        "window": window,
+    }
+    if valid:
+        hedge = notdiamond.Hedge(delay="p95", **options)
+        assert hedge.max_extra == max_extra
+        assert hedge.window == window
+        assert hedge.initial_delay == float(initial_delay)
+    else:
+        with pytest.raises((TypeError, ValueError), match=r"^Hedge\(") as caught:
+            notdiamond.Hedge(delay="p95", **options)
+        message = str(caught.value)
+        assert any(fix in message for fix in ("e.g.", "E.g.", "Raise", "lower"))
+
+
+def test_max_extra_0_points_to_hedge_none() -> None:
+    with pytest.raises(ValueError, match="hedge=None"):
+        notdiamond.Hedge(max_extra=0)
+
+
+def test_hedge_is_exported_and_documented() -> None:
+    assert "Hedge" in notdiamond.__all__
+    assert notdiamond.Hedge().delay == 2.0
+    assert notdiamond.Hedge().max_extra == 1
+    assert "hedge" in notdiamond.InitOptions.__annotations__
