@@ -19,8 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import notdiamond
-from notdiamond import AttemptEvent
+from notdiamond import AttemptEvent, _hedging
+from notdiamond._call import CallState
 from notdiamond._hedging import Hedging, LatencyWindow
+from notdiamond._strategy import Admission, Strategy
 from tests.fakes import USER, FakeProvider, status
 
 TWO = ["openai/gpt-4o", "azure/gpt-4o"]
@@ -611,3 +613,99 @@ def test_hedge_is_exported_and_documented() -> None:
     assert notdiamond.Hedge().delay == 2.0
     assert notdiamond.Hedge().max_extra == 1
     assert "hedge" in notdiamond.InitOptions.__annotations__
+
+
+# -- answers at the same instant; strategies see every lane -----------------------------------
+@pytest.mark.asyncio
+@pytest.mark.looptime
+@pytest.mark.parametrize("stream", [False, True])
+async def test_two_answers_at_once_one_wins_and_the_other_is_closed(
+    slow: SlowProvider, stream: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 3.0)
+    slow.latency("azure/gpt-4o", 1.0)  # started at 2: both answer at 3
+    late: list[Any] = []
+    real_discard = _hedging._discard
+
+    async def spy(result: Any) -> None:
+        late.append(result)
+        await real_discard(result)
+
+    monkeypatch.setattr(_hedging, "_discard", spy)
+    await _create(client, stream=stream)
+    assert sorted(slow.completed) == ["azure/gpt-4o", "openai/gpt-4o"]
+    assert slow.cancelled == []
+    assert [e.decision for e in events] == ["hedge", "success"]
+    assert events[0].model != events[1].model
+    assert len(late) == 1
+    if stream:
+        assert late[0].response.is_closed  # the loser's connection is closed, never read
+    assert _others() == []
+
+
+class Recording(Strategy):
+    name = "recording"
+
+    def __init__(self, skip: str) -> None:
+        self.skip = skip
+        self.log: list[tuple[object, ...]] = []
+
+    def admit(self, call: CallState, key: str, now: float) -> Admission:
+        self.log.append(("admit", key))
+        return "skip" if key == self.skip else "admit"
+
+    def attempt_started(self, call: CallState, key: str, attempt: int, now: float) -> None:
+        self.log.append(("started", key, call.sent, now))
+
+    def attempt_succeeded(self, call: CallState, key: str, now: float) -> None:
+        self.log.append(("succeeded", key, now))
+
+    def attempt_abandoned(self, call: CallState, key: str) -> None:
+        self.log.append(("abandoned", key))
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_strategies_admit_each_hedge_and_release_the_cancelled_loser(
+    slow: SlowProvider,
+) -> None:
+    three = ["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini"]
+    client = slow.async_openai()
+    loop = asyncio.get_running_loop()
+    manager = notdiamond.init(
+        [client, slow.async_azure()],
+        models=three,
+        clock=loop.time,
+        hedge=notdiamond.Hedge(delay=2.0),
+    )
+    strategy = Recording(skip="azure/gpt-4o")
+    pipeline = manager.pipeline
+    pipeline.__init__(  # type: ignore[misc]
+        settings=manager.settings,
+        next_model=manager.get_next_model,
+        policies=manager.policies,
+        strategies=(strategy,),
+        clock=loop.time,
+        sleep=pipeline.sleep,
+        observer=None,
+        deadline=None,
+        hedge=pipeline.hedge,
+    )
+    pipeline.wrapper_of.update(manager.wrapper_of)
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("openai/gpt-4o-mini", 1.0)
+    start = loop.time()
+    result = await _create(client)
+    assert result.model == "gpt-4o-mini"
+    assert strategy.log == [
+        ("admit", "openai/gpt-4o"),
+        ("started", "openai/gpt-4o", 0, start),
+        ("admit", "azure/gpt-4o"),  # skipped: the hedge goes to the next admitted model
+        ("admit", "openai/gpt-4o-mini"),
+        ("started", "openai/gpt-4o-mini", 1, start + 2.0),
+        ("abandoned", "openai/gpt-4o"),
+        ("succeeded", "openai/gpt-4o-mini", start + 3.0),
+    ]
+    assert [k for k, _ in slow.starts()] == ["openai/gpt-4o", "openai/gpt-4o-mini"]
