@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from ._call import AttemptEvent, ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
-from ._hedging import Hedge
+from ._failures import Failure, failures_of
+from ._hedge_options import Hedge
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
-from ._types import ClientType, ModelType, OpenAIMessagesType
+from ._types import (
+    ClientsInput,
+    ClientType,
+    MessagesInput,
+    ModelsInput,
+    ModelType,
+    OpenAIMessagesType,
+)
 
 __version__ = "0.5.0"
 
@@ -19,15 +27,20 @@ __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
     "ClientType",
+    "ClientsInput",
     "DeadlineExceeded",
+    "Failure",
     "Hedge",
     "InitOptions",
+    "MessagesInput",
     "ModelType",
+    "ModelsInput",
     "ModelsUnavailable",
     "OpenAIMessagesType",
     "RetryManager",
     "RetryWrapper",
     "__version__",
     "deadline",
+    "failures_of",
     "init",
 ]

@@ -16,133 +16,22 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._call import CallState, Decision
+from ._hedge_options import Hedge
 from ._pipeline import current_call
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
 
-    from ._config import Config
-
 logger = logging.getLogger("notdiamond")
-
-_PERCENTILE: Final = re.compile(r"p(\d+(?:\.\d+)?)")
-_DELAY_HINT: Final = (
-    "Use seconds >= 0 such as 2.0, or a percentile of the model's recent latencies such as 'p95'."
-)
-
-
-def _seconds(name: str, value: object, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"Hedge({name}=...): expected seconds as a number, got {value!r}. "
-            f"E.g. {name}={example}."
-        )
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(
-            f"Hedge({name}={value!r}): not a usable number of seconds. Use a finite number "
-            f">= 0, e.g. {name}={example}."
-        )
-    return seconds
-
-
-def _count(name: str, value: object, least: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Hedge({name}=...): expected a whole number, got {value!r}. {fix}")
-    if value < least:
-        raise ValueError(f"Hedge({name}={value}): must be {least} or more. {fix}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Hedge:
-    """Options of hedged requests: ``notdiamond.init(..., hedge=notdiamond.Hedge(delay=2.0))``.
-
-    Args:
-        delay: Seconds without a response after which an attempt on the next model starts in
-            parallel; or ``"p95"`` (any percentile ``"pQ"``, 0 < Q <= 100): that percentile of
-            the slow model's own latencies over its recent successes.
-        max_extra: Most extra attempts in flight at once (never more than ``1 + max_extra``).
-        initial_delay: Percentile delays: the delay used until ``min_samples`` successes of the
-            model have been seen.
-        min_delay: Percentile delays: the floor of the delay, in seconds.
-        min_samples: Percentile delays: successes needed before the percentile is used.
-        window: Percentile delays: how many of each model's most recent successes are kept.
-    """
-
-    delay: float | str = 2.0
-    max_extra: int = 1
-    initial_delay: float = 2.0
-    min_delay: float = 0.05
-    min_samples: int = 20
-    window: int = 200
-    #: The percentile of a ``"pQ"`` delay (``Q``), else ``None``.
-    quantile: float | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        delay = self.delay
-        if isinstance(delay, str):
-            match = _PERCENTILE.fullmatch(delay.strip())
-            quantile = float(match.group(1)) if match else math.nan
-            if not 0 < quantile <= 100:
-                raise ValueError(
-                    f"Hedge(delay={delay!r}): not a delay. {_DELAY_HINT} A percentile is 'p' and "
-                    "a number above 0 and at most 100: 'p50', 'p95', 'p99.9'."
-                )
-            object.__setattr__(self, "quantile", quantile)
-        elif isinstance(delay, bool) or not isinstance(delay, int | float):
-            raise TypeError(f"Hedge(delay={delay!r}): not a delay. {_DELAY_HINT}")
-        else:
-            seconds = float(delay)
-            if not math.isfinite(seconds) or seconds < 0:
-                raise ValueError(f"Hedge(delay={delay!r}): not a usable delay. {_DELAY_HINT}")
-            object.__setattr__(self, "delay", seconds)
-        object.__setattr__(
-            self,
-            "max_extra",
-            _count(
-                "max_extra",
-                self.max_extra,
-                1,
-                "It is the most extra attempts in flight at once, e.g. max_extra=1; to switch "
-                "hedging off, pass hedge=None.",
-            ),
-        )
-        initial = _seconds("initial_delay", self.initial_delay, "2.0")
-        floor = _seconds("min_delay", self.min_delay, "0.05")
-        if initial < floor:
-            raise ValueError(
-                f"Hedge(initial_delay={self.initial_delay!r}, min_delay={self.min_delay!r}): the "
-                "initial delay is below the floor. Raise initial_delay or lower min_delay."
-            )
-        object.__setattr__(self, "initial_delay", initial)
-        object.__setattr__(self, "min_delay", floor)
-        samples = _count(
-            "min_samples",
-            self.min_samples,
-            1,
-            "It is how many successes of a model are needed "
-            "before its latency percentile is used, e.g. min_samples=20.",
-        )
-        window = _count(
-            "window", self.window, 1, "It is how many recent successes are kept, e.g. window=200."
-        )
-        if window < samples:
-            raise ValueError(
-                f"Hedge(window={window}, min_samples={samples}): the window must hold at least "
-                "min_samples latencies. Raise window or lower min_samples."
-            )
 
 
 class LatencyWindow:
@@ -199,35 +88,6 @@ class Hedging:
         window = self.latencies.get(key)
         if window is not None:
             window.add(seconds)
-
-
-def check_hedge(value: object, *, is_async: bool, config: Config) -> Hedge | None:
-    """The ``hedge=`` init option: ``None`` or a :class:`Hedge` usable with these clients."""
-    if value is None:
-        return None
-    if not isinstance(value, Hedge):
-        raise TypeError(
-            f"hedge must be notdiamond.Hedge(...) or None, got {value!r}. "
-            "E.g. hedge=notdiamond.Hedge(delay=2.0, max_extra=1)."
-        )
-    if not is_async:
-        raise ValueError(
-            "hedge= runs attempts in parallel and needs async clients (AsyncOpenAI, "
-            "AsyncAzureOpenAI). Use an async client, or drop hedge= for sync clients."
-        )
-    weights = config.weights
-    usable = [
-        key
-        for i, key in enumerate(config.order)
-        if weights is None or weights[i] > 0  # a weight of 0 is never a fallback either
-    ]
-    if len(usable) < 2:
-        raise ValueError(
-            "hedge= sends the extra attempt to the next model, but only "
-            f"{usable or list(config.order)} can be tried. Configure a fallback model, or drop "
-            "hedge=."
-        )
-    return value
 
 
 # -- the hedged driver ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patching
 from ._config import Config, ModelSettings
-from ._hedging import Hedge, Hedging
+from ._hedge_options import Hedge
+from ._hedging import Hedging
 from ._pipeline import Observer, Pipeline, current_call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields

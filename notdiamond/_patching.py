@@ -35,8 +35,19 @@ class Slot:
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def adopt(self, copy: Any) -> None:
-        copy.__dict__[SLOT_ATTR] = self
-        self.copies.add(copy)
+        """Serve a copy just made from a managed client, or restore it if the slot was closed.
+
+        Under the module lock, as ``uninstall`` is: a copy made while ``close()`` runs in another
+        thread is either adopted before the slot is restored (and restored with it) or sees the
+        closed slot here and is restored at once; none keeps the patched class.
+        """
+        with _lock:
+            if self.wrapper is None:
+                if type(copy) is not self.original_class:
+                    copy.__class__ = self.original_class
+                return
+            copy.__dict__[SLOT_ATTR] = self
+            self.copies.add(copy)
 
 
 _lock = threading.Lock()
@@ -62,9 +73,10 @@ def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
         if slot is None or slot.wrapper is not wrapper:
             return False
         slot.wrapper = None
-        for obj in (client, *slot.copies):
+        # Copies are adopted under the same lock, so the set cannot change while it is read.
+        for obj in (client, *list(slot.copies)):
             obj.__class__ = slot.original_class
-            del obj.__dict__[SLOT_ATTR]
+            obj.__dict__.pop(SLOT_ATTR, None)
         slot.copies.clear()
         return True
 
@@ -90,10 +102,12 @@ def _make_patched_class(base: Any) -> type:
     base_copy = base.copy
 
     def copy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        new = base_copy(self, *args, **kwargs)
+        new = base_copy(self, *args, **kwargs)  # built as ``self.__class__(...)``: patched
         slot: Slot | None = self.__dict__.get(SLOT_ATTR)
         if slot is not None:
             slot.adopt(new)
+        elif type(new) is not base:  # ``self`` was restored by close() while the copy was built
+            new.__class__ = base
         return new
 
     # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of
