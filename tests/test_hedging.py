@@ -15,8 +15,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import anyio
 import openai
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,12 +58,12 @@ class SlowProvider(FakeProvider):
         queue = self._latencies.get(key)
         delay = queue.popleft() if queue else 0.0
         timeout = request.extensions.get("timeout") or {}
-        self.started.append((key, asyncio.get_running_loop().time(), timeout.get("read")))
+        self.started.append((key, anyio.current_time(), timeout.get("read")))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(delay)
-        except asyncio.CancelledError:
+            await anyio.sleep(delay)  # asyncio (virtual time under looptime) or trio
+        except anyio.get_cancelled_exc_class():
             self.cancelled.append(key)
             raise
         finally:
@@ -713,3 +715,31 @@ def test_any_real_number_type_is_read_as_seconds() -> None:
     assert hedge.delay == 1.5
     assert hedge.initial_delay == 2.5
     assert isinstance(hedge.min_delay, float)
+
+
+def test_hedging_runs_on_trio_too(slow: SlowProvider) -> None:
+    """The driver is anyio code: under trio (real time, short latencies) it behaves the same."""
+    events: list[AttemptEvent] = []
+
+    async def main() -> float:
+        client = slow.async_openai()
+        notdiamond.init(
+            [client, slow.async_azure()],
+            models=TWO,
+            clock=trio.current_time,
+            observer=events.append,
+            hedge=notdiamond.Hedge(delay=0.1),
+        )
+        slow.latency("openai/gpt-4o", 5.0)
+        slow.latency("azure/gpt-4o", 0.05)
+        start = trio.current_time()
+        result = await _create(client)
+        assert result.model == "gpt-4o"
+        return trio.current_time() - start
+
+    took = trio.run(main)
+    assert 0.15 <= took < 2.0
+    assert [k for k, _ in slow.starts()] == ["openai/gpt-4o", "azure/gpt-4o"]
+    assert slow.starts()[1][1] - slow.starts()[0][1] == pytest.approx(0.1, abs=0.05)
+    assert slow.cancelled == ["openai/gpt-4o"]
+    assert [e.decision for e in events] == ["hedge", "success"]
