@@ -6,12 +6,17 @@ notdiamond.init([openai_client, azure_client], models={"openai/gpt-4o": 0.9, "az
 
 from __future__ import annotations
 
-from ._call import AttemptEvent, ModelsUnavailable
+from ._call import ModelsUnavailable
 from ._deadline import DeadlineExceeded, deadline
+from ._events import AttemptEvent
 from ._failures import Failure, failures_of
+from ._health.circuit import Transition as BreakerTransition
+from ._health.snapshot import ModelHealth
 from ._hedge_options import Hedge
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import (
     ClientsInput,
     ClientType,
@@ -26,6 +31,8 @@ __version__ = "0.5.0"
 __all__ = [
     "AsyncRetryWrapper",
     "AttemptEvent",
+    "BreakerTransition",
+    "CircuitBreaker",
     "ClientType",
     "ClientsInput",
     "DeadlineExceeded",
@@ -33,10 +40,12 @@ __all__ = [
     "Hedge",
     "InitOptions",
     "MessagesInput",
+    "ModelHealth",
     "ModelType",
     "ModelsInput",
     "ModelsUnavailable",
     "OpenAIMessagesType",
+    "RetryBudget",
     "RetryManager",
     "RetryWrapper",
     "__version__",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ._hints import near_miss
-from ._options import MAX_WAIT, describe, real_number, whole_number
+from ._numbers import MAX_WAIT, describe, real_number, whole_number
 from ._sdk import PROVIDERS, Provider
 from ._types import Message
 

@@ -1,17 +1,21 @@
-"""The ``hedge=`` option of ``init``: :class:`Hedge` (its settings and their validation).
+"""The ``hedge=`` option of ``init``: :class:`Hedge` (its settings and their validation), and
+:class:`Hedging`, what they mean at run time: the delay before each attempt is hedged.
 
 The option's row is in ``_options.OPTIONS``; the hedged driver itself is ``_hedging``. Numbers are
-read with ``_options``' readers, so every real number type is accepted as for the other options.
+read with ``_numbers``' readers, so every real number type is accepted as for the other options.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from ._options import MAX_WAIT, OptionContext, describe, real_number, whole_number
+from ._numbers import MAX_WAIT, describe, real_number, whole_number
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -126,7 +130,63 @@ class Hedge:
         put("window", window)
 
 
-def check_hedge(value: object, context: OptionContext) -> Hedge | None:
+class LatencyWindow:
+    """One model's most recent success latencies (a bounded window), and their percentiles."""
+
+    __slots__ = ("_lock", "_samples", "_sorted")
+
+    def __init__(self, size: int) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._samples.append(seconds)
+            self._sorted = None
+
+    def percentile(self, quantile: float) -> float:
+        """The nearest-rank ``quantile`` percentile (0 < quantile <= 100); the window is not empty."""
+        with self._lock:
+            ordered = self._sorted
+            if ordered is None:
+                ordered = self._sorted = sorted(self._samples)
+        rank = max(1, math.ceil(quantile / 100.0 * len(ordered)))
+        return ordered[rank - 1]
+
+
+class Hedging:
+    """One manager's hedging: its options and, for percentile delays, each model's latencies."""
+
+    def __init__(self, options: Hedge, keys: Iterable[str]) -> None:
+        self.options = options
+        self.max_in_flight = 1 + options.max_extra
+        self.quantile = options.quantile
+        self.latencies: dict[str, LatencyWindow] = (
+            {} if self.quantile is None else {key: LatencyWindow(options.window) for key in keys}
+        )
+
+    def delay_for(self, key: str) -> float:
+        """Seconds an attempt on ``key`` may go without a response before a hedge starts."""
+        options = self.options
+        if self.quantile is None:
+            return options.delay  # type: ignore[return-value]  # a number once validated
+        window = self.latencies[key]
+        if len(window) < options.min_samples:
+            return options.initial_delay
+        return max(options.min_delay, window.percentile(self.quantile))
+
+    def record(self, key: str, seconds: float) -> None:
+        """A success of ``key`` answered after ``seconds`` (kept only for percentile delays)."""
+        window = self.latencies.get(key)
+        if window is not None:
+            window.add(seconds)
+
+
+def check_hedge(value: object, *, is_async: bool) -> Hedge | None:
     """The ``hedge=`` option: ``None``, or a :class:`Hedge` for async clients."""
     if value is None:
         return None
@@ -135,7 +195,7 @@ def check_hedge(value: object, context: OptionContext) -> Hedge | None:
             f"hedge must be notdiamond.Hedge(...) or None, got {describe(value)}. "
             "E.g. hedge=notdiamond.Hedge(delay=2.0, max_extra=1)."
         )
-    if not context.is_async:
+    if not is_async:
         raise ValueError(
             "hedge= runs attempts in parallel and needs async clients: use an async client "
             "(AsyncOpenAI, AsyncAzureOpenAI), or drop hedge= for sync clients."

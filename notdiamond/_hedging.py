@@ -16,78 +16,21 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-from collections import deque
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._call import CallState, Decision
-from ._hedge_options import Hedge
+from ._call import CallState
 from ._pipeline import current_call
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
 
+    from ._events import Decision
+    from ._hedge_options import Hedging
+
 logger = logging.getLogger("notdiamond")
-
-
-class LatencyWindow:
-    """One model's most recent success latencies (a bounded window), and their percentiles."""
-
-    __slots__ = ("_lock", "_samples", "_sorted")
-
-    def __init__(self, size: int) -> None:
-        self._samples: deque[float] = deque(maxlen=size)
-        self._sorted: list[float] | None = None
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._samples)
-
-    def add(self, seconds: float) -> None:
-        with self._lock:
-            self._samples.append(seconds)
-            self._sorted = None
-
-    def percentile(self, quantile: float) -> float:
-        """The nearest-rank ``quantile`` percentile (0 < quantile <= 100); the window is not empty."""
-        with self._lock:
-            ordered = self._sorted
-            if ordered is None:
-                ordered = self._sorted = sorted(self._samples)
-        rank = max(1, math.ceil(quantile / 100.0 * len(ordered)))
-        return ordered[rank - 1]
-
-
-class Hedging:
-    """One manager's hedging: its options and, for percentile delays, each model's latencies."""
-
-    def __init__(self, options: Hedge, keys: Iterable[str]) -> None:
-        self.options = options
-        self.max_in_flight = 1 + options.max_extra
-        self.quantile = options.quantile
-        self.latencies: dict[str, LatencyWindow] = (
-            {} if self.quantile is None else {key: LatencyWindow(options.window) for key in keys}
-        )
-
-    def delay_for(self, key: str) -> float:
-        """Seconds an attempt on ``key`` may go without a response before a hedge starts."""
-        options = self.options
-        if self.quantile is None:
-            return options.delay  # type: ignore[return-value]  # a number once validated
-        window = self.latencies[key]
-        if len(window) < options.min_samples:
-            return options.initial_delay
-        return max(options.min_delay, window.percentile(self.quantile))
-
-    def record(self, key: str, seconds: float) -> None:
-        """A success of ``key`` answered after ``seconds`` (kept only for percentile delays)."""
-        window = self.latencies.get(key)
-        if window is not None:
-            window.add(seconds)
 
 
 # -- the hedged driver ---------------------------------------------------------------------------

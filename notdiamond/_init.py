@@ -11,11 +11,14 @@ from typing import Any, TypedDict
 from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
+from ._events import Observer
 from ._hedge_options import Hedge, check_hedge_models
 from ._manager import RetryManager
 from ._options import check_option_names, parse_options
-from ._pipeline import Observer
 from ._sdk import Provider, classify_client
+from ._strategies import assemble
+from ._strategies.breaker import CircuitBreaker
+from ._strategies.budget import RetryBudget
 from ._types import ClientsInput, MessagesInput, ModelsInput
 
 logger = logging.getLogger("notdiamond")
@@ -43,7 +46,14 @@ class InitOptions(TypedDict, total=False):
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
-    #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)``; default none.
+    #: Per-model circuit breaker: ``notdiamond.CircuitBreaker(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    circuit_breaker: CircuitBreaker | bool | None
+    #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
+    #: ``None``/``False`` (off, the default).
+    retry_budget: RetryBudget | bool | None
+    #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)`` races a slow
+    #: attempt with one on the next model; ``None`` (off, the default).
     hedge: Hedge | None
 
 
@@ -109,13 +119,20 @@ def init(
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
     resolved = parse_options(options, is_async=is_async)
     check_hedge_models(resolved["hedge"], config)
-
+    strategies = assemble(
+        config.order,
+        breaker=resolved.pop("circuit_breaker"),
+        budget=resolved.pop("retry_budget"),
+        retry_after_cap=resolved["retry_after_cap"],
+        report=resolved["observer"],
+    )
     manager = RetryManager(
         config,
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
         **resolved,
+        strategies=strategies,
     )
     manager._install()
     return manager

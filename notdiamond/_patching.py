@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Final
-
-from openai import AsyncOpenAI
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._call import CallState
-from ._pipeline import run_sync
 
 if TYPE_CHECKING:
-    from ._manager import BaseRetryWrapper
+    from ._assembly import Pipeline
+
+
+class Router(Protocol):
+    """What patching needs of the wrapper that serves a client (``RetryWrapper``)."""
+
+    pipeline: Pipeline
+    #: Runs a managed call to its result (sync) or returns its coroutine (async).
+    run: Callable[[CallState], Any]
+
+    def route(self, options: Any) -> str | None:
+        """The first model key of a managed call, or ``None`` to pass the request through."""
+        ...
+
 
 #: Instance attribute holding the :class:`Slot` of a managed client and of its copies.
 SLOT_ATTR: Final = "_notdiamond_slot"
@@ -29,8 +40,8 @@ class Slot:
 
     __slots__ = ("copies", "original_class", "wrapper")
 
-    def __init__(self, wrapper: BaseRetryWrapper, original_class: type) -> None:
-        self.wrapper: BaseRetryWrapper | None = wrapper
+    def __init__(self, wrapper: Router, original_class: type) -> None:
+        self.wrapper: Router | None = wrapper
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -54,7 +65,7 @@ _lock = threading.Lock()
 _patched_classes: dict[type, type] = {}
 
 
-def install(client: Any, wrapper: BaseRetryWrapper) -> None:
+def install(client: Any, wrapper: Router) -> None:
     """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
@@ -66,7 +77,7 @@ def install(client: Any, wrapper: BaseRetryWrapper) -> None:
         client.__class__ = _patched_class(original)
 
 
-def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
+def uninstall(client: Any, wrapper: Router) -> bool:
     """Restore ``client`` and its copies if ``wrapper`` still serves them; report whether it did."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
@@ -84,10 +95,6 @@ def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
 def original_class(client: Any) -> Any:
     slot: Slot | None = client.__dict__.get(SLOT_ATTR)
     return slot.original_class if slot is not None else type(client)
-
-
-def _run_async(call: CallState) -> Any:
-    return call.pipeline.run_async(call)
 
 
 def _patched_class(base: type) -> type:
@@ -111,17 +118,14 @@ def _make_patched_class(base: Any) -> type:
         return new
 
     # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of
-    # either the pipeline or the original method, so one plain function serves both kinds.
-    # An async call runs on its pipeline's async driver (hedged or not, chosen at assembly).
-    run = _run_async if issubclass(base, AsyncOpenAI) else run_sync
-
+    # either the wrapper's driver or the original method, so one plain function serves both kinds.
     def request(
         self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
         slot: Slot | None = self.__dict__.get(SLOT_ATTR)
         wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
         if wrapper is not None and (key := wrapper.route(options)) is not None:
-            return run(
+            return wrapper.run(
                 CallState(
                     wrapper.pipeline, wrapper, self, key, cast_to, options, stream, stream_cls
                 )

@@ -21,8 +21,8 @@ from tenacity.stop import stop_after_attempt, stop_base
 from tenacity.wait import wait_base
 
 from ._config import ModelSettings
-from ._options import DEFAULT_RETRY_AFTER_CAP as DEFAULT_RETRY_AFTER_CAP  # its home is _options
-from ._options import MAX_WAIT
+from ._numbers import DEFAULT_RETRY_AFTER_CAP as DEFAULT_RETRY_AFTER_CAP  # its home is _numbers
+from ._numbers import MAX_WAIT
 
 #: HTTP statuses worth another attempt on the same model (as the SDK itself retries them).
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})

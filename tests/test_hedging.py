@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import notdiamond
 from notdiamond import AttemptEvent, _hedging
 from notdiamond._call import CallState
-from notdiamond._hedging import Hedging, LatencyWindow
+from notdiamond._hedge_options import Hedging, LatencyWindow
 from notdiamond._strategy import Admission, Strategy
 from tests.fakes import USER, FakeProvider, status
 

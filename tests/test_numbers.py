@@ -17,7 +17,7 @@ import pytest
 from tenacity import RetryCallState, Retrying
 
 import notdiamond
-from notdiamond._options import MAX_WAIT
+from notdiamond._numbers import MAX_WAIT
 from notdiamond._policy import wait_backoff_power
 from notdiamond._selection import WeightedDraw
 from tests.fakes import USER, FakeProvider, SleepRecorder, status
