@@ -743,3 +743,35 @@ def test_hedging_runs_on_trio_too(slow: SlowProvider) -> None:
     assert slow.starts()[1][1] - slow.starts()[0][1] == pytest.approx(0.1, abs=0.05)
     assert slow.cancelled == ["openai/gpt-4o"]
     assert [e.decision for e in events] == ["hedge", "success"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_hedged_raw_response_is_the_winners(slow: SlowProvider) -> None:
+    client = _init(slow, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    raw = await client.chat.completions.with_raw_response.create(model="notdiamond", messages=USER)
+    assert raw.http_request.url.path.startswith("/openai/")  # Azure's deployment path
+    assert raw.parse().model == "gpt-4o"
+    assert slow.cancelled == ["openai/gpt-4o"]
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_hedging_with_a_circuit_breaker_and_a_retry_budget(slow: SlowProvider) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(
+        slow,
+        events,
+        hedge=notdiamond.Hedge(delay=1.0),
+        circuit_breaker=True,
+        retry_budget=True,
+        max_retries=2,
+    )
+    for _ in range(5):
+        slow.latency("openai/gpt-4o", 5.0)
+        await _create(client)
+    assert [e.decision for e in events] == ["hedge", "success"] * 5
+    assert slow.cancelled == ["openai/gpt-4o"] * 5
+    assert _others() == []
