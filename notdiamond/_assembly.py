@@ -33,6 +33,7 @@ class Pipeline:
         sleep: Any,
         observer: Observer | None,
         deadline: float | None,
+        first_chunk_timeouts: Mapping[str, float] | None = None,
         hedge: Hedging | None = None,
     ) -> None:
         self.settings = settings
@@ -43,6 +44,8 @@ class Pipeline:
         self.sleep = sleep
         self.observer = observer
         self.deadline = deadline
+        #: ``first_chunk_timeout`` of each model that has one (streamed attempts, SPEC 4.9).
+        self.first_chunk_timeouts: Mapping[str, float] = first_chunk_timeouts or {}
         #: Hedged requests (async clients; their wrappers run calls on the hedged driver), or None.
         self.hedge = hedge
         #: Who sends each model's attempts: filled in once the wrappers exist.

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._call import CallState
-from ._pipeline import current_call
+from ._pipeline import current_call, primed_async
+from ._sdk import streamed_response
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -201,6 +202,8 @@ class _Race:
                 attempt = (
                     wrapper._send(lane, kwargs) if direct else wrapper._default_create(**kwargs)
                 )
+                if lane.stream:  # the first chunk is part of the attempt (SPEC 4.9)
+                    attempt = primed_async(lane, attempt)
                 result = await attempt
             except Exception as exc:
                 failure = exc
@@ -266,15 +269,12 @@ class _Race:
 
 async def _discard(result: Any) -> None:
     """Close the HTTP response behind a result that lost the race (a stream, a raw response)."""
-    for name in ("response", "http_response"):
-        response = getattr(result, name, None)
-        aclose = getattr(response, "aclose", None)
-        if aclose is not None:
-            try:
-                await aclose()
-            except Exception:  # closing a loser must not fail the call
-                logger.debug("notdiamond: closing a late answer failed", exc_info=True)
-            return
+    response = streamed_response(result)
+    if response is not None:
+        try:
+            await response.aclose()
+        except Exception:  # closing a loser must not fail the call
+            logger.debug("notdiamond: closing a late answer failed", exc_info=True)
 
 
 async def run_async_hedged(call: CallState) -> Any:

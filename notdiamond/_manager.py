@@ -154,6 +154,7 @@ class RetryManager:
         observer: Observer | None,
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
+        first_chunk_timeouts: Mapping[str, float] | None = None,
         hedge: Hedge | None = None,
     ) -> None:
         self.config = config
@@ -189,6 +190,7 @@ class RetryManager:
             sleep=sleep,
             observer=observer,
             deadline=deadline,
+            first_chunk_timeouts=first_chunk_timeouts,
             hedge=None if hedge is None else Hedging(hedge, self.settings),
         )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper

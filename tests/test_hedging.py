@@ -27,7 +27,7 @@ from notdiamond import AttemptEvent, _hedging
 from notdiamond._call import CallState
 from notdiamond._hedge_options import Hedging, LatencyWindow
 from notdiamond._strategy import Admission, Strategy
-from tests.fakes import USER, FakeProvider, status
+from tests.fakes import USER, FakeProvider, ScriptedBody, sse, status
 
 TWO = ["openai/gpt-4o", "azure/gpt-4o"]
 FOUR = ["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
@@ -774,4 +774,24 @@ async def test_hedging_with_a_circuit_breaker_and_a_retry_budget(slow: SlowProvi
         await _create(client)
     assert [e.decision for e in events] == ["hedge", "success"] * 5
     assert slow.cancelled == ["openai/gpt-4o"] * 5
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_stream_whose_first_chunk_is_slow_is_hedged(slow: SlowProvider) -> None:
+    """For a stream, "no response" means no first chunk: headers alone do not stop the hedge."""
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    bodies: list[ScriptedBody] = []
+    slow.script("openai/gpt-4o", sse(("x", "y"), stall=30.0, bodies=bodies))  # headers at once
+    slow.script("azure/gpt-4o", sse(("a", "b"), stall=1.0, bodies=bodies))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    stream = await _create(client, stream=True)
+    assert loop.time() - start == pytest.approx(3.0)
+    assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "ab"
+    assert bodies[0].closed  # the primary's stalled body was closed when it lost
+    assert bodies[0].delivered == 0
+    assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "success")]
     assert _others() == []
