@@ -187,13 +187,16 @@ class Hedging:
 
 
 def check_hedge(value: object, *, is_async: bool) -> Hedge | None:
-    """The ``hedge=`` option: ``None``, or a :class:`Hedge` for async clients."""
-    if value is None:
+    """The ``hedge=`` option: a :class:`Hedge`, ``True`` (the defaults) or ``None``/``False``
+    (off); hedging needs async clients."""
+    if value is None or value is False:
         return None
+    if value is True:
+        value = Hedge()
     if not isinstance(value, Hedge):
         raise TypeError(
-            f"hedge must be notdiamond.Hedge(...) or None, got {describe(value)}. "
-            "E.g. hedge=notdiamond.Hedge(delay=2.0, max_extra=1)."
+            f"hedge must be notdiamond.Hedge(...), True (the defaults) or None/False (off), got "
+            f"{describe(value)}. E.g. hedge=notdiamond.Hedge(delay=2.0, max_extra=1)."
         )
     if not is_async:
         raise ValueError(

@@ -56,8 +56,9 @@ class InitOptions(TypedDict, total=False):
     #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
     first_chunk_timeout: float | Mapping[str, float | None] | None
     #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)`` races a slow
-    #: attempt with one on the next model; ``None`` (off, the default).
-    hedge: Hedge | None
+    #: attempt with one on the next model; ``True`` (the defaults) or ``None``/``False`` (off, the
+    #: default).
+    hedge: Hedge | bool | None
 
 
 def init(

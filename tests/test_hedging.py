@@ -502,7 +502,7 @@ def test_hedging_needs_a_second_usable_model(fake: FakeProvider, models: Any, ma
     assert type(client) is openai.AsyncOpenAI
 
 
-@pytest.mark.parametrize("value", [2.0, "p95", {"delay": 2.0}, True])
+@pytest.mark.parametrize("value", [2.0, "p95", {"delay": 2.0}, 1, "True"])
 def test_hedge_must_be_a_hedge_object(fake: FakeProvider, value: object) -> None:
     with pytest.raises(TypeError, match=r"notdiamond\.Hedge\("):
         notdiamond.init(fake.async_openai(), models=TWO[:1], hedge=value)  # type: ignore[arg-type]
@@ -795,3 +795,13 @@ async def test_a_stream_whose_first_chunk_is_slow_is_hedged(slow: SlowProvider) 
     assert bodies[0].delivered == 0
     assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "success")]
     assert _others() == []
+
+
+def test_true_is_the_default_hedge_and_false_is_off(fake: FakeProvider) -> None:
+    on = notdiamond.init([fake.async_openai(), fake.async_azure()], models=TWO, hedge=True)
+    assert on.pipeline.hedge is not None
+    assert on.pipeline.hedge.options == notdiamond.Hedge()
+    off = notdiamond.init([fake.async_openai(), fake.async_azure()], models=TWO, hedge=False)
+    assert off.pipeline.hedge is None
+    sync = notdiamond.init([fake.openai(), fake.azure()], models=TWO, hedge=False)
+    assert sync.pipeline.hedge is None  # off is fine for sync clients
