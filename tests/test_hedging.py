@@ -14,6 +14,7 @@ from collections import defaultdict, deque
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from unittest.mock import patch
 
 import anyio
 import openai
@@ -805,3 +806,27 @@ def test_true_is_the_default_hedge_and_false_is_off(fake: FakeProvider) -> None:
     assert off.pipeline.hedge is None
     sync = notdiamond.init([fake.openai(), fake.azure()], models=TWO, hedge=False)
     assert sync.pipeline.hedge is None  # off is fine for sync clients
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_every_hedged_attempt_passes_through_default_create(slow: SlowProvider) -> None:
+    client, azure = slow.async_openai(), slow.async_azure()
+    manager = notdiamond.init([client, azure], models=TWO, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    with (
+        patch.object(
+            openai_wrapper := manager.get_wrapper("openai/gpt-4o"),
+            "_default_create",
+            wraps=openai_wrapper._default_create,
+        ) as primary,
+        patch.object(
+            azure_wrapper := manager.get_wrapper("azure/gpt-4o"),
+            "_default_create",
+            wraps=azure_wrapper._default_create,
+        ) as hedge,
+    ):
+        await _create(client)
+    primary.assert_called_once_with(model="gpt-4o", messages=USER, timeout=60.0)
+    hedge.assert_called_once_with(model="gpt-4o", messages=USER, timeout=60.0)
+    assert slow.cancelled == ["openai/gpt-4o"]
