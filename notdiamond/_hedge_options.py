@@ -48,8 +48,9 @@ def _count(name: str, value: object, fix: str) -> int:
 class Hedge:
     """Hedged requests: ``notdiamond.init(..., hedge=notdiamond.Hedge(delay=2.0))`` (async clients).
 
-    When an attempt has produced no response after ``delay`` seconds, an attempt on the next model
-    (the fallback choice) starts in parallel; the first answer wins and the others are cancelled.
+    When an attempt has produced no response (for a stream: no first chunk) after ``delay``
+    seconds, an attempt on the next model (the fallback choice) starts in parallel; the first
+    answer wins and the others are cancelled.
 
     Args:
         delay: Seconds without a response after which an attempt on the next model starts in

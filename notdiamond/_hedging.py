@@ -150,6 +150,7 @@ class _Race:
                 except anyio.WouldBlock:
                     break
                 if kind == "answered":
+                    self.hedging.record(lane.key, self.pipeline.clock() - lane.attempt_started)
                     lane.overtaken(answered=True)
                     await _discard(value)
         if error is not None:
