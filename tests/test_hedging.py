@@ -830,3 +830,39 @@ async def test_every_hedged_attempt_passes_through_default_create(slow: SlowProv
     primary.assert_called_once_with(model="gpt-4o", messages=USER, timeout=60.0)
     hedge.assert_called_once_with(model="gpt-4o", messages=USER, timeout=60.0)
     assert slow.cancelled == ["openai/gpt-4o"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_slow_quarter_of_answers_costs_the_p99_only_the_delay(slow: SlowProvider) -> None:
+    """The issue's slow scenario: a quarter of the primary's answers take 30 s. Hedged after 2 s,
+    the p99 is under half the unhedged one, and exactly the slow answers cost an extra request."""
+    rng = random.Random(20251125)
+    n = 400
+    primary = [30.0 if rng.random() < 0.25 else rng.uniform(0.3, 1.9) for _ in range(n)]
+    fallback = [rng.uniform(0.3, 1.5) for _ in range(n)]
+    loop = asyncio.get_running_loop()
+
+    async def timed(client: openai.AsyncOpenAI) -> float:
+        start = loop.time()
+        await _create(client)
+        return loop.time() - start
+
+    def p99(latencies: list[float]) -> float:
+        return sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
+
+    plain_client = _init(slow)
+    slow.latency("openai/gpt-4o", *primary)
+    plain = await asyncio.gather(*(timed(plain_client) for _ in range(n)))
+    notdiamond.init(
+        [plain_client, slow.async_azure()], models=TWO, hedge=notdiamond.Hedge(delay=2.0)
+    )
+    slow.started.clear()
+    slow.latency("openai/gpt-4o", *primary)
+    slow.latency("azure/gpt-4o", *fallback)
+    hedged = await asyncio.gather(*(timed(plain_client) for _ in range(n)))
+    assert p99(plain) == 30.0
+    assert p99(hedged) <= 2.0 + 1.5 < p99(plain) / 2
+    extra = sum(1 for key, _, _ in slow.started if key == "azure/gpt-4o")
+    assert extra == sum(1 for latency in primary if latency > 2.0) > 0.2 * n
+    assert _others() == []
