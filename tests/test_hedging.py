@@ -28,7 +28,7 @@ from notdiamond import AttemptEvent, _hedging
 from notdiamond._call import CallState
 from notdiamond._hedge_options import Hedging, LatencyWindow
 from notdiamond._strategy import Admission, Strategy
-from tests.fakes import USER, FakeProvider, ScriptedBody, sse, status
+from tests.fakes import USER, FakeProvider, H, ScriptedBody, sse, status
 
 TWO = ["openai/gpt-4o", "azure/gpt-4o"]
 FOUR = ["openai/gpt-4o", "azure/gpt-4o", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
@@ -44,6 +44,7 @@ class SlowProvider(FakeProvider):
         self.started: list[tuple[str, float, float | None]] = []
         self.completed: list[str] = []
         self.cancelled: list[str] = []
+        self.timed_out: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -62,13 +63,18 @@ class SlowProvider(FakeProvider):
         self.started.append((key, anyio.current_time(), timeout.get("read")))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        read = timeout.get("read")
         try:
-            await anyio.sleep(delay)  # asyncio (virtual time under looptime) or trio
+            # asyncio (virtual time under looptime) or trio; the read timeout is honoured.
+            await anyio.sleep(delay if read is None else min(delay, read))
         except anyio.get_cancelled_exc_class():
             self.cancelled.append(key)
             raise
         finally:
             self.in_flight -= 1
+        if read is not None and read < delay:
+            self.timed_out.append(key)
+            raise H.ReadTimeout("fake read timeout", request=request)
         self.completed.append(key)
         return self.handle(request)
 
@@ -866,3 +872,39 @@ async def test_a_slow_quarter_of_answers_costs_the_p99_only_the_delay(slow: Slow
     extra = sum(1 for key, _, _ in slow.started if key == "azure/gpt-4o")
     assert extra == sum(1 for latency in primary if latency > 2.0) > 0.2 * n
     assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_deadline_ends_a_hedged_call_once_every_lane_ran_out_of_time(
+    slow: SlowProvider,
+) -> None:
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0), deadline=5.0, max_retries=3)
+    slow.latency("openai/gpt-4o", 10.0)
+    slow.latency("azure/gpt-4o", 10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(notdiamond.DeadlineExceeded):
+        await _create(client)
+    assert loop.time() - start == pytest.approx(5.0)
+    assert sorted(slow.timed_out) == ["azure/gpt-4o", "openai/gpt-4o"]
+    assert [t for _, _, t in slow.started] == [5.0, 3.0]  # both cut to the deadline
+    assert sorted(e.decision for e in events) == ["hedge", "raise"]
+    assert events[-1].decision == "raise"
+    assert _others() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_zero_delay_races_the_models_from_the_start(slow: SlowProvider) -> None:
+    client = _init(slow, models=FOUR[:3], hedge=notdiamond.Hedge(delay=0, max_extra=2))
+    for key, seconds in zip(FOUR[:3], (3.0, 2.0, 1.0), strict=True):
+        slow.latency(key, seconds)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await _create(client)
+    assert loop.time() - start == pytest.approx(1.0)
+    assert result.model == "gpt-4o-mini"
+    assert [at - start for _, at in slow.starts()] == [0.0, 0.0, 0.0]
+    assert sorted(slow.cancelled) == ["azure/gpt-4o", "openai/gpt-4o"]
