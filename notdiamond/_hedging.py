@@ -60,7 +60,10 @@ class HedgeLane(CallState):
         self.race.sent = value
 
     def _untried(self) -> str | None:
-        """The fallback choice, skipping the models other lanes are trying right now."""
+        """The fallback choice, skipping the models other lanes are trying right now (none once
+        another attempt has answered)."""
+        if self.race.settled:
+            return None
         busy = {lane.key for lane in self.race.running if lane is not self}
         return self.pipeline.next_model(self.failed.union(busy))
 
@@ -70,7 +73,7 @@ class HedgeLane(CallState):
     def overtaken(self, answered: bool) -> None:
         """This attempt lost: cancelled when another answered first (or answered too late)."""
         pipeline = self.pipeline
-        if answered:
+        if answered:  # the model is healthy all the same
             if pipeline.attempt_succeeded_by:
                 now = pipeline.clock()
                 for strategy in pipeline.attempt_succeeded_by:
@@ -120,7 +123,7 @@ class _Race:
         first = _new_lane(call, self, call.key)
         first.probing = call.probing
         send, receive = anyio.create_memory_object_stream[_Report](math.inf)
-        winner: tuple[HedgeLane, Any] | None = None
+        answer: Any = None
         error: BaseException | None = None
         with send, receive:
             self._outbox = send
@@ -128,38 +131,37 @@ class _Race:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     self._start(first)
-                    while winner is None and error is None:
+                    while True:
                         kind, lane, value = await receive.receive()
                         if kind == "answered":
-                            winner = (lane, value)
-                        elif kind == "ended":
+                            answer = value
+                            break
+                        if kind == "ended":
                             error = value
-                        elif kind == "slow":
-                            try:
-                                self._hedge(lane, value)
-                            except Exception as exc:  # a strategy's own error, as unhedged
-                                error = exc
-                    self.settled = True
+                            break
+                        try:  # "slow"
+                            self._hedge(lane, value)
+                        except Exception as exc:  # a strategy's own error, as unhedged
+                            error = exc
+                            break
+                    self.settled = True  # the other lanes lost: their attempts are cancelled
                     tg.cancel_scope.cancel()
+            except BaseException:
+                # The caller cancelled: an answer not yet taken is closed, not leaked.
+                with anyio.CancelScope(shield=True):
+                    while True:
+                        try:
+                            kind, lane, value = receive.receive_nowait()
+                        except anyio.WouldBlock:
+                            break
+                        if kind == "answered":
+                            await _discard(value)
+                raise
             finally:
                 self.running.clear()
-            # Answers that arrived while the winner's were being handled lost the race too.
-            while True:
-                try:
-                    kind, lane, value = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    break
-                if kind == "answered":
-                    self.hedging.record(lane.key, self.pipeline.clock() - lane.attempt_started)
-                    lane.overtaken(answered=True)
-                    await _discard(value)
         if error is not None:
             raise error
-        assert winner is not None
-        lane, result = winner
-        self.hedging.record(lane.key, self.pipeline.clock() - lane.attempt_started)
-        lane.succeeded()
-        return result
+        return answer
 
     # -- lanes -------------------------------------------------------------------------------
     def _start(self, lane: HedgeLane) -> None:
@@ -186,9 +188,26 @@ class _Race:
                 self.running.remove(lane)
             self._report("ended", lane, exc)
 
+    async def _answered(self, lane: HedgeLane, result: Any) -> None:
+        """The attempt of ``lane`` answered: the call's answer if it is the first one.
+
+        Reported from the lane's own task (strategies and tracing keep per-attempt context):
+        the first answer settles the race at once, so a later one knows it lost.
+        """
+        self.hedging.record(lane.key, self.pipeline.clock() - lane.attempt_started)
+        if self.settled:
+            lane.overtaken(answered=True)
+            await _discard(result)
+            return
+        self.settled = True
+        try:
+            lane.succeeded()
+        finally:
+            self._report("answered", lane, result)
+
     async def _attempts(self, lane: HedgeLane) -> None:
         pipeline = self.pipeline
-        while True:
+        while not self.settled:
             try:
                 kwargs = lane.attempt_kwargs()
             except Exception as exc:  # no time left to send it (the deadline)
@@ -207,7 +226,7 @@ class _Race:
                     attempt = primed_async(lane, attempt)
                 result = await attempt
             except Exception as exc:
-                failure = exc
+                failure: Exception | None = exc
             except BaseException:
                 if self.settled:
                     lane.overtaken(answered=False)
@@ -215,13 +234,15 @@ class _Race:
                     lane.abandoned()
                 raise
             else:
-                self._report("answered", lane, result)
-                return
+                failure = None
             finally:
                 lane.attempt_id = None
                 timer.cancel()
                 if token is not None:
                     current_call.reset(token)
+            if failure is None:
+                await self._answered(lane, result)
+                return
             wait = lane.failed_with(failure)
             if wait is None:
                 self._end(lane)

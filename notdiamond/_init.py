@@ -42,7 +42,8 @@ class InitOptions(TypedDict, total=False):
     retry_after_cap: float
     #: Shorten each backoff wait by a random fraction up to this (0..1); 0 = the exact schedule.
     jitter: float
-    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
+    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness),
+    #: and with a ``BreakerTransition`` on each change of a circuit breaker's state.
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None

@@ -23,7 +23,14 @@ import anyio
 from ._config import PerModel
 from ._hedge_options import check_hedge
 from ._hints import near_miss
-from ._numbers import DEFAULT_RETRY_AFTER_CAP, MAX_WAIT, describe, real_number, whole_number
+from ._numbers import (
+    DEFAULT_RETRY_AFTER_CAP,
+    MAX_WAIT,
+    describe,
+    is_boolean,
+    real_number,
+    whole_number,
+)
 from ._strategies.breaker import circuit_breaker_option
 from ._strategies.budget import retry_budget_option
 
@@ -96,9 +103,9 @@ def _sleep(value: object, context: OptionContext) -> Any:
 
 def _flag(name: str) -> Callable[[object, OptionContext], bool]:
     def check(value: object, _: OptionContext) -> bool:
-        if not isinstance(value, bool):
+        if not is_boolean(value):  # bool, or numpy's bool
             raise TypeError(f"{name} must be True or False, got {describe(value)}.")
-        return value
+        return bool(value)
 
     return check
 

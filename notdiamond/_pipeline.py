@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ._call import CallState
 from ._sdk import placeholder_request
+from ._served import current_record, open_blocks
 from ._streams import prime_sync, send_and_prime_async
 
 #: The call whose attempt is being sent: ``_default_create(**kwargs)`` reads its request options
@@ -84,6 +85,8 @@ def run_sync(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if open_blocks[0] and (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             if token is not None:
@@ -118,6 +121,8 @@ async def run_async(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if open_blocks[0] and (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             if token is not None:

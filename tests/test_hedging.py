@@ -135,8 +135,9 @@ async def test_slow_primary_hedges_after_delay_and_the_first_answer_wins(
     assert slow.completed == ["azure/gpt-4o"]
     assert slow.cancelled == ["openai/gpt-4o"]  # the loser's request was cancelled mid-flight
     assert _others() == []  # no lane, timer or request task left behind
-    assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "success")]
-    assert [(e.started - start, e.finished - start) for e in events] == [(0.0, 3.0), (2.0, 3.0)]
+    # In time order: the answer, then the loser it cancelled.
+    assert _decisions(events) == [("azure/gpt-4o", 1, "success"), ("openai/gpt-4o", 1, "hedge")]
+    assert [(e.started - start, e.finished - start) for e in events] == [(2.0, 3.0), (0.0, 3.0)]
     assert len({e.call_id for e in events}) == 1
     await asyncio.sleep(60.0)
     assert slow.completed == ["azure/gpt-4o"]  # the primary never completes later either
@@ -171,7 +172,7 @@ async def test_the_primary_still_wins_after_the_hedge_fired(slow: SlowProvider) 
     assert result.model == "gpt-4o"
     assert slow.completed == ["openai/gpt-4o"]
     assert slow.cancelled == ["azure/gpt-4o"]
-    assert _decisions(events) == [("azure/gpt-4o", 1, "hedge"), ("openai/gpt-4o", 1, "success")]
+    assert _decisions(events) == [("openai/gpt-4o", 1, "success"), ("azure/gpt-4o", 1, "hedge")]
     assert _others() == []
 
 
@@ -197,7 +198,7 @@ async def test_each_further_extra_starts_delay_after_the_previous_and_max_extra_
     assert result.model == "gpt-4o-mini"
     assert slow.most_in_flight == 3
     assert sorted(slow.cancelled) == ["azure/gpt-4o", "openai/gpt-4o"]
-    assert [e.decision for e in events] == ["hedge", "hedge", "success"]
+    assert [e.decision for e in events] == ["success", "hedge", "hedge"]
     assert _others() == []
 
 
@@ -266,8 +267,8 @@ async def test_a_failed_attempt_frees_its_slot_for_the_next_fallback_model(
     assert slow.most_in_flight == 2
     assert _decisions(events) == [
         ("azure/gpt-4o", 1, "fallback"),
-        ("openai/gpt-4o", 1, "hedge"),
         ("openai/gpt-4o-mini", 1, "success"),
+        ("openai/gpt-4o", 1, "hedge"),
     ]
 
 
@@ -294,11 +295,11 @@ async def test_same_model_retries_still_apply_inside_a_hedged_call(slow: SlowPro
     assert slow.cancelled == ["azure/gpt-4o"]
     assert _decisions(events) == [
         ("openai/gpt-4o", 1, "retry"),
-        ("azure/gpt-4o", 1, "hedge"),
         ("openai/gpt-4o", 2, "success"),
+        ("azure/gpt-4o", 1, "hedge"),
     ]
     assert events[0].next_wait == 2.0
-    assert events[2].wait_before == 2.0
+    assert events[1].wait_before == 2.0
 
 
 @pytest.mark.asyncio
@@ -449,8 +450,8 @@ async def test_every_request_is_one_reported_attempt_over_many_concurrent_calls(
         per_call[event.call_id].append(event)
     assert len(per_call) == 150
     for attempts in per_call.values():
-        assert [e.decision for e in attempts][-1] == "success"
-        assert all(e.decision == "hedge" for e in attempts[:-1])
+        assert attempts[0].decision == "success"  # then the attempt it cancelled, if any
+        assert all(e.decision == "hedge" for e in attempts[1:])
         assert len(attempts) <= 2
     hedged = sum(len(a) == 2 for a in per_call.values())
     assert hedged == sum(1 for e in events if e.decision == "hedge") > 0
@@ -643,7 +644,7 @@ async def test_two_answers_at_once_one_wins_and_the_other_is_closed(
     await _create(client, stream=stream)
     assert sorted(slow.completed) == ["azure/gpt-4o", "openai/gpt-4o"]
     assert slow.cancelled == []
-    assert [e.decision for e in events] == ["hedge", "success"]
+    assert [e.decision for e in events] == ["success", "hedge"]
     assert events[0].model != events[1].model
     assert len(late) == 1
     if stream:
@@ -711,8 +712,8 @@ async def test_strategies_admit_each_hedge_and_release_the_cancelled_loser(
         ("admit", "azure/gpt-4o"),  # skipped: the hedge goes to the next admitted model
         ("admit", "openai/gpt-4o-mini"),
         ("started", "openai/gpt-4o-mini", 1, start + 2.0),
-        ("abandoned", "openai/gpt-4o"),
         ("succeeded", "openai/gpt-4o-mini", start + 3.0),
+        ("abandoned", "openai/gpt-4o"),
     ]
     assert [k for k, _ in slow.starts()] == ["openai/gpt-4o", "openai/gpt-4o-mini"]
 
@@ -749,7 +750,7 @@ def test_hedging_runs_on_trio_too(slow: SlowProvider) -> None:
     assert [k for k, _ in slow.starts()] == ["openai/gpt-4o", "azure/gpt-4o"]
     assert slow.starts()[1][1] - slow.starts()[0][1] == pytest.approx(0.1, abs=0.05)
     assert slow.cancelled == ["openai/gpt-4o"]
-    assert [e.decision for e in events] == ["hedge", "success"]
+    assert [e.decision for e in events] == ["success", "hedge"]
 
 
 @pytest.mark.asyncio
@@ -779,7 +780,7 @@ async def test_hedging_with_a_circuit_breaker_and_a_retry_budget(slow: SlowProvi
     for _ in range(5):
         slow.latency("openai/gpt-4o", 5.0)
         await _create(client)
-    assert [e.decision for e in events] == ["hedge", "success"] * 5
+    assert [e.decision for e in events] == ["success", "hedge"] * 5
     assert slow.cancelled == ["openai/gpt-4o"] * 5
     assert _others() == []
 
@@ -800,7 +801,7 @@ async def test_a_stream_whose_first_chunk_is_slow_is_hedged(slow: SlowProvider) 
     assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "ab"
     assert bodies[0].closed  # the primary's stalled body was closed when it lost
     assert bodies[0].delivered == 0
-    assert _decisions(events) == [("openai/gpt-4o", 1, "hedge"), ("azure/gpt-4o", 1, "success")]
+    assert _decisions(events) == [("azure/gpt-4o", 1, "success"), ("openai/gpt-4o", 1, "hedge")]
     assert _others() == []
 
 
@@ -908,3 +909,40 @@ async def test_a_zero_delay_races_the_models_from_the_start(slow: SlowProvider) 
     assert result.model == "gpt-4o-mini"
     assert [at - start for _, at in slow.starts()] == [0.0, 0.0, 0.0]
     assert sorted(slow.cancelled) == ["azure/gpt-4o", "openai/gpt-4o"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_hedged_call_is_traced_one_span_per_attempt_each_ended(
+    slow: SlowProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each lane reports from its own task, so every attempt span (opened in that task's
+    context) is ended there: the winner's as a success, the cancelled loser's as abandoned."""
+    otel_trace = pytest.importorskip("opentelemetry.trace")
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    export = pytest.importorskip("opentelemetry.sdk.trace.export")
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(otel_trace, "get_tracer_provider", lambda: provider)
+    events: list[AttemptEvent] = []
+    client = _init(slow, events, hedge=notdiamond.Hedge(delay=2.0))
+    slow.latency("openai/gpt-4o", 10.0)
+    await _create(client)
+    finished = exporter.get_finished_spans()
+    attempts = {
+        s.attributes["notdiamond.model_key"]: s.attributes["notdiamond.decision"]
+        for s in finished
+        if s.attributes and "notdiamond.attempt" in s.attributes
+    }
+    calls = [s for s in finished if s.attributes and "notdiamond.attempt" not in s.attributes]
+    assert attempts == {"azure/gpt-4o": "success", "openai/gpt-4o": "abandoned"}
+    assert len(calls) == 1
+    assert all(
+        s.parent is not None and s.parent.span_id == calls[0].context.span_id
+        for s in finished
+        if s is not calls[0]
+    )
+    assert [e.decision for e in events] == ["success", "hedge"]
+    provider.shutdown()
