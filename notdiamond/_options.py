@@ -217,14 +217,14 @@ OPTIONS: Final[Mapping[str, Option]] = {
         Option(
             "deadline", None, _deadline, "seconds one whole call may take, all attempts included"
         ),
+        Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
+        Option("retry_budget", None, _retry_budget, "per-model retry budget"),
         Option(
             "first_chunk_timeout",
             None,
             _first_chunk_timeout,
             "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
-        Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
-        Option("retry_budget", None, _retry_budget, "per-model retry budget"),
         Option("hedge", None, _hedge, "notdiamond.Hedge(...): race a slow attempt (async clients)"),
     )
 }

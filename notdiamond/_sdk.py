@@ -16,6 +16,8 @@ __all__ = [
     "classify_client",
     "client_of",
     "http_module_of",
+    "http_module_of_client",
+    "read_timeouts",
     "set_request_fields",
     "status_error",
     "streamed_response",
@@ -113,6 +115,26 @@ def client_of(result: object) -> Any | None:
 def http_module_of(response: object) -> Any:
     """``httpx2`` or ``httpx``: the library whose ``Response`` class ``response`` is."""
     return sys.modules[type(response).__module__.split(".", 1)[0]]
+
+
+def http_module_of_client(client: Any) -> Any:
+    """``httpx2`` or ``httpx``: the library of an SDK client's HTTP client (the SDK subclasses it)."""
+    for cls in type(client._client).__mro__:
+        name = cls.__module__.split(".", 1)[0]
+        if name in ("httpx", "httpx2"):
+            return sys.modules[name]
+    raise TypeError(f"{type(client._client).__name__} is neither an httpx nor an httpx2 client")
+
+
+def read_timeouts(response: Any) -> dict[str, float | None] | None:
+    """The request's timeout dict that the HTTP library reads when the response body starts.
+
+    ``httpx``/``httpx2`` put ``Timeout.as_dict()`` in ``request.extensions["timeout"]`` and pass the
+    same dict to ``httpcore``/``httpcore2``: an HTTP/1.1 connection reads its ``"read"`` entry when
+    it waits for the headers and again when the body is first iterated (HTTP/2: at every read).
+    """
+    timeouts = response.request.extensions.get("timeout")
+    return timeouts if isinstance(timeouts, dict) else None
 
 
 def body_not_read(response: Any) -> bool:

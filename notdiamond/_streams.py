@@ -37,7 +37,8 @@ two safe mechanisms: when the response runs over a plain HTTP/1.1 socket, a time
 socket down (``shutdown(SHUT_RDWR)``, never ``close``: the blocked read returns at once and the
 descriptor stays owned by the HTTP library) if no first chunk arrived in time; and, whatever the
 transport, a first chunk read on the injected clock after the limit is a timeout too. The wait for the
-response headers of a sync attempt is bounded by the attempt's own ``timeout``.
+response headers of a sync attempt is bounded by the HTTP library's read timeout, cut to the limit
+for that wait only (:func:`cap_header_wait`) and put back before the body is read.
 """
 
 from __future__ import annotations
@@ -57,11 +58,19 @@ from ._sdk import (
     body_not_read,
     client_of,
     http_module_of,
+    http_module_of_client,
+    read_timeouts,
     status_error,
     streamed_response,
 )
 
-__all__ = ["first_event_data", "prime_async", "prime_sync", "send_and_prime_async"]
+__all__ = [
+    "cap_header_wait",
+    "first_event_data",
+    "prime_async",
+    "prime_sync",
+    "send_and_prime_async",
+]
 
 T = TypeVar("T")
 
@@ -371,6 +380,26 @@ def _close(response: Any, rest: Any) -> None:
                 target()
 
 
+def cap_header_wait(client: Any, timeout: Any, limit: float) -> tuple[Any, float | None] | None:
+    """A sync streamed attempt's ``timeout`` with its read part cut to ``limit``, or ``None``.
+
+    A sync thread waiting for the response headers can only be stopped by the HTTP library's own
+    read timeout. So the attempt is sent with ``read=limit`` (when that is shorter), and
+    :func:`prime_sync` puts the original read timeout back (the second value) once the headers
+    are in, before the body is read: from then on its socket watchdog bounds the wait.
+    """
+    if isinstance(timeout, int | float) or timeout is None:
+        connect = read = write = pool = timeout
+    else:  # an httpx/httpx2 Timeout
+        connect, read, write, pool = timeout.connect, timeout.read, timeout.write, timeout.pool
+    if read is not None and read <= limit:
+        return None
+    capped = http_module_of_client(client).Timeout(
+        connect=connect, read=limit, write=write, pool=pool
+    )
+    return capped, read
+
+
 def prime_sync(
     result: T,
     *,
@@ -378,15 +407,20 @@ def prime_sync(
     sent: float = 0.0,
     first_chunk_timeout: float | None = None,
     clock: Callable[[], float] | None = None,
+    read_timeout: tuple[float | None] | None = None,
 ) -> T:
     """Read ``result``'s body up to its first chunk, inside the attempt (see the module docstring).
 
-    ``key`` names the model in errors; ``sent`` is ``clock()`` when the attempt was sent. Returns
-    ``result`` itself (its response reading the primed bytes first) or raises the attempt's error.
+    ``key`` names the model in errors; ``sent`` is ``clock()`` when the attempt was sent;
+    ``read_timeout``: the read timeout to put back before the body is read (see
+    :func:`cap_header_wait`). Returns ``result`` itself (its response reading the primed bytes
+    first) or raises the attempt's error.
     """
     response = streamed_response(result)
     if response is None or not body_not_read(response):
         return result
+    if read_timeout is not None and (timeouts := read_timeouts(response)) is not None:
+        timeouts["read"] = read_timeout[0]
     limit = first_chunk_timeout
     if limit is not None:
         assert clock is not None, "first_chunk_timeout needs the manager's clock"

@@ -35,6 +35,11 @@ def test_every_default_passes_its_own_check(is_async: bool) -> None:
         "retry_after_cap": 60.0,
         "jitter": 0.0,
         "observer": None,
+        "deadline": None,
+        "circuit_breaker": None,
+        "retry_budget": None,
+        "first_chunk_timeout": {},
+        "hedge": None,
     }
 
 
