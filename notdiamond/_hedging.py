@@ -8,8 +8,11 @@ a lane whose model is given up moves to the next fallback model in its own slot,
 when none is left while another lane still runs. The call raises only when no lane is left.
 
 Every decision is still :class:`~notdiamond._call.CallState`'s: each lane is one (sharing the call's
-identity, deadline and failures), so strategies, logs and the observer see every attempt. All time
-comes from the manager's injected clock and sleep.
+identity, deadline and failures), so strategies, logs and the observer see every attempt, each
+reported from its lane's own task (strategies and tracing keep per-attempt context there). Events
+come in time order: the first answer settles the race at once and reports ``success``; the attempts
+it cancels then report ``hedge``. For a stream, the response is its first chunk (SPEC 4.9). All
+time comes from the manager's injected clock and sleep; the driver is anyio code (asyncio, trio).
 """
 
 from __future__ import annotations
