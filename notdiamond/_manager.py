@@ -48,8 +48,8 @@ class BaseRetryWrapper:
         manager = RetryManager(["openai/gpt-4o-mini", "openai/gpt-4o"], [wrapper])
 
     A wrapper uses the settings of its own client's provider: keys of other providers in
-    ``models`` or in a per-model dict are ignored; everything else is validated as ``init`` does
-    (SPEC 3: a bare ``"gpt-4o"`` as a per-model key is refused, suggesting the full key).
+    ``models`` or in a per-model dict are ignored, and a bare model name (``"gpt-4o"``) as a
+    per-model key means that model of this provider.
     """
 
     #: Which kind of client the class serves (``RetryWrapper``: sync, ``AsyncRetryWrapper``: async).
@@ -505,14 +505,14 @@ def _own_settings(
 ) -> dict[str, Any]:
     """A wrapper's share of ``init``-style settings: its provider's models and their entries.
 
-    Well-formed keys of other providers are dropped; anything else is kept for ``parse_config``
-    to validate (and refuse with ``init``'s messages).
+    Keys of other providers are dropped; a bare model name (``"gpt-4o"``) as a per-model key
+    means this provider's model of that name.
     """
     own: dict[str, Any] = {"models": _models_of(models, frozenset({provider}))}
     for name, value in settings.items():
         if isinstance(value, Mapping) and not (name == "model_messages" and "role" in value):
             value = {
-                key: entry
+                (key if "/" in key else f"{provider}/{key}"): entry
                 for key, entry in value.items()
                 if not isinstance(key, str) or "/" not in key or key.startswith(f"{provider}/")
             }
