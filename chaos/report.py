@@ -608,9 +608,12 @@ def section_checks(s: Summary) -> list[str]:
             if c.name in ("first_choice_weights", "fallback_weights") and c.n and c.path == "sdk":
                 d = c.details.get("detectable_delta")
                 if d:
+                    at = c.details.get("detectable_n") or c.n
+                    group = " in its largest group" if "detectable_n" in c.details else ""
                     L.append(
-                        f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with "
-                        f"power {power.POWER} (the power analysis asks {c.required_n:,} for 1 point)."
+                        f"  At n={at:,}{group} the test detects a {d * 100:.2f}-point deviation "
+                        f"with power {power.POWER} (the power analysis asks {c.required_n:,} for "
+                        "1 point)."
                     )
         L.append("")
     return L

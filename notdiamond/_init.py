@@ -102,7 +102,7 @@ def init(
     clients, is_async = _clients_by_provider(client)
     if async_mode != is_async:
         logger.warning(
-            "notdiamond.init: async_mode=%s but the clients are %s; managing them as %s clients.",
+            "init: async_mode=%s but the clients are %s; managing them as %s clients.",
             async_mode,
             "async" if is_async else "sync",
             "async" if is_async else "sync",

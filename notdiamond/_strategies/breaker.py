@@ -200,16 +200,16 @@ class CircuitBreakerStrategy(Strategy):
         if change.after == "open":
             if logger.isEnabledFor(logging.WARNING):
                 logger.warning(
-                    "notdiamond: circuit breaker for %s opened: %s; skipping it for %.3fs",
+                    "circuit breaker for %s opened: %s; skipping it for %.3fs",
                     change.key,
                     self._why(change),
                     change.break_duration or 0.0,
                 )
         elif change.after == "closed":
-            logger.info("notdiamond: circuit breaker for %s closed (probe succeeded)", change.key)
+            logger.info("circuit breaker for %s closed (probe succeeded)", change.key)
         else:
             logger.info(
-                "notdiamond: circuit breaker for %s half-open (%s); probing it",
+                "circuit breaker for %s half-open (%s); probing it",
                 change.key,
                 "break ended" if change.reason == "break_ended" else "every model open",
             )
