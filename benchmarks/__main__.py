@@ -25,7 +25,7 @@ from typing import Any, Final
 import openai
 
 from benchmarks import original_sdk, profile_hook, report
-from benchmarks.contenders import IN_PROCESS, ORIGINAL_SDK, THIS_LIBRARY
+from benchmarks.contenders import IN_PROCESS, ORIGINAL_SDK
 from benchmarks.scenarios import (
     BACKOFF,
     MAX_RETRIES,
@@ -128,7 +128,7 @@ def run_contenders(
     for name, scenario in SCENARIOS.items():
         for contender, build in IN_PROCESS.items():
             runs[name][contender] = run_scenario(build, scenario, workload)
-    order = [*list(IN_PROCESS)[:-1], ORIGINAL_SDK, THIS_LIBRARY]
+    order = [*list(IN_PROCESS)[:2], ORIGINAL_SDK, *list(IN_PROCESS)[2:]]
     ordered = {
         name: {c: by_contender[c] for c in order if c in by_contender}
         for name, by_contender in runs.items()

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from benchmarks import fake_provider, report
-from benchmarks.contenders import IN_PROCESS, plain_sdk, tenacity_loop, this_library
+from benchmarks.contenders import (
+    IN_PROCESS,
+    RECOMMENDED_DEADLINE,
+    breaker_available,
+    plain_sdk,
+    recommended_options,
+    tenacity_loop,
+    this_library,
+    this_library_recommended,
+)
 from benchmarks.scenarios import (
     SCENARIOS,
     FaultModel,
@@ -230,3 +239,37 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     assert summary.count("### ") == len(SCENARIOS)
     assert json.loads((tmp_path / "results.json").read_text())["mode"] == "quick"
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_outage_requests_count_the_requests_a_dead_model_answered() -> None:
+    plain = run_scenario(plain_sdk, SCENARIOS["outage"], SMALL)
+    ours = run_scenario(this_library, SCENARIOS["outage"], SMALL)
+    # The plain SDK's 3 requests of a request that failed all met the outage; a request that
+    # succeeded met it at most twice (retries that outlived the outage's end).
+    assert {r.outage_requests for r in plain if not r.ok} == {3}
+    assert {r.outage_requests for r in plain if r.ok} <= {0, 1, 2}
+    # This library's 3 attempts on the dead primary per request in the outage, none on the fallback.
+    assert {r.outage_requests for r in ours if r.http_requests == 4} == {3}
+    assert all(r.outage_requests == 0 for r in ours if r.http_requests == 1)
+
+
+def test_the_recommended_row_bounds_every_call_by_its_deadline_on_the_virtual_clock() -> None:
+    records = run_scenario(this_library_recommended, SCENARIOS["slow"], SMALL)
+    assert all(r.ok for r in records)
+    assert max(r.latency for r in records) <= RECOMMENDED_DEADLINE
+    # Two timed-out attempts (10 s each, 2 s apart), then the fallback instead of a 4 s wait.
+    slowest = max(records, key=lambda r: r.latency)
+    assert slowest.http_requests == 3
+    assert slowest.latency > 22.0
+    assert "deadline" in recommended_options()
+
+
+@pytest.mark.skipif(not breaker_available(), reason="notdiamond.CircuitBreaker not on this build")
+def test_the_recommended_row_stops_sending_to_a_dead_model() -> None:
+    workload = Workload(requests=600, seed=7)
+    default = run_scenario(this_library, SCENARIOS["outage"], workload)
+    recommended = run_scenario(this_library_recommended, SCENARIOS["outage"], workload)
+    assert all(r.ok for r in recommended)
+    assert sum(r.outage_requests for r in recommended) < 0.05 * sum(
+        r.outage_requests for r in default
+    )
