@@ -122,8 +122,10 @@ ORIGINAL_SDK: Final = "notdiamond 0.4.12"
 THIS_LIBRARY: Final = f"notdiamond {notdiamond.__version__} (this)"
 THIS_LIBRARY_RECOMMENDED: Final = recommended_label()
 
+PLAIN_SDK: Final = "openai SDK (built-in retries)"
+
 IN_PROCESS: Final[dict[str, Contender]] = {
-    "openai SDK (built-in retries)": plain_sdk,
+    PLAIN_SDK: plain_sdk,
     "tenacity loop (cookbook)": tenacity_loop,
     THIS_LIBRARY: this_library,
     THIS_LIBRARY_RECOMMENDED: this_library_recommended,

@@ -169,6 +169,8 @@ def scenario_stats(records: Sequence[RequestRecord]) -> dict[str, Any]:
     latency = np.array([r.latency for r in records])
     http_requests = np.array([r.http_requests for r in records])
     waited = np.array([r.waited for r in records])
+    # A contender whose sleeps cannot be observed (LiteLLM's happen in its native core) says NaN.
+    waiting_known = not np.isnan(waited).any()
     errors: dict[str, int] = {}
     for r in records:
         if r.error is not None:
@@ -180,8 +182,9 @@ def scenario_stats(records: Sequence[RequestRecord]) -> dict[str, Any]:
         "latency_p99_s": float(np.percentile(latency, 99)),
         "amplification_mean": float(http_requests.mean()),
         "amplification_max": int(http_requests.max()),
-        "waiting_mean_s": float(waited.mean()),
-        "waiting_total_s": float(waited.sum()),
+        "waiting_mean_s": float(waited.mean()) if waiting_known else None,
+        "waiting_total_s": float(waited.sum()) if waiting_known else None,
+        "outage_requests_total": sum(r.outage_requests for r in records),
         "errors": errors,
     }
 
@@ -269,26 +272,107 @@ def _at_a_glance(results: Mapping[str, Any]) -> list[str]:
     original = results.get("original_sdk", {})
     if original.get("status") != "ok":
         lines += [f"- **notdiamond 0.4.12 was not run**: {original.get('reason', 'unknown')}."]
-    lines += ["", "Per scenario: success rate / p99 latency (s) / HTTP requests per request.", ""]
+    litellm = results.get("litellm", {})
+    if litellm.get("status") not in ("ok", None):
+        lines += [f"- **LiteLLM was not run**: {litellm.get('reason', 'unknown')}."]
+    lines += [
+        "",
+        "Per contender and scenario: success rate / p99 latency (s) / HTTP requests per request.",
+        "",
+    ]
+    names = list(results["scenarios"])
     contenders = list(
         dict.fromkeys(c for s in results["scenarios"].values() for c in s["contenders"])
     )
-    lines += [
-        "| scenario | " + " | ".join(contenders) + " |",
-        "|---|" + "---:|" * len(contenders),
-    ]
-    for name, scenario in results["scenarios"].items():
+    lines += ["| contender | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for contender in contenders:
         cells = []
-        for contender in contenders:
-            s = scenario["contenders"].get(contender)
+        for name in names:
+            s = results["scenarios"][name]["contenders"].get(contender)
             cells.append(
                 "n/a"
                 if s is None
                 else f"{s['success_rate']:.1%} / {s['latency_p99_s']:.1f} / "
                 f"{s['amplification_mean']:.2f}"
             )
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {contender} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _targets(results)
+    return lines
+
+
+#: Issue 12 §6: what the recommended settings must achieve on the same scenarios and seeds.
+OUTAGE_P99_FACTOR: Final = 1.2
+DEAD_MODEL_SHARE: Final = 0.05
+
+
+def target_checks(
+    scenarios: Mapping[str, Any], recommended: str, default: str, plain: str
+) -> list[dict[str, Any]]:
+    """Each target for the ``recommended`` row: what it asks, the figures, and whether it is met."""
+    checks: list[dict[str, Any]] = []
+
+    def row(scenario: str, contender: str) -> Mapping[str, Any] | None:
+        found: Mapping[str, Any] | None = (
+            scenarios.get(scenario, {}).get("contenders", {}).get(contender)
+        )
+        return found
+
+    outage, healthy = row("outage", recommended), row("healthy", recommended)
+    if outage is not None and healthy is not None:
+        bound = OUTAGE_P99_FACTOR * healthy["latency_p99_s"]
+        checks.append(
+            {
+                "target": f"outage p99 <= {OUTAGE_P99_FACTOR:g} x healthy p99",
+                "figures": f"{outage['latency_p99_s']:.2f} s vs {bound:.2f} s "
+                f"({OUTAGE_P99_FACTOR:g} x {healthy['latency_p99_s']:.2f} s)",
+                "met": outage["latency_p99_s"] <= bound,
+            }
+        )
+    today = row("outage", default)
+    if outage is not None and today is not None:
+        bound = DEAD_MODEL_SHARE * today["outage_requests_total"]
+        checks.append(
+            {
+                "target": f"requests to the dead model in the outage < {DEAD_MODEL_SHARE:.0%} "
+                "of today's (the default row)",
+                "figures": f"{outage['outage_requests_total']} vs {today['outage_requests_total']}"
+                f" today (bound {bound:.0f})",
+                "met": outage["outage_requests_total"] < bound,
+            }
+        )
+    for name in scenarios:
+        ours, theirs = row(name, recommended), row(name, plain)
+        if ours is None or theirs is None:
+            continue
+        checks.append(
+            {
+                "target": f"{name}: p99 <= the plain SDK's, success 100%",
+                "figures": f"p99 {ours['latency_p99_s']:.2f} s vs {theirs['latency_p99_s']:.2f} s;"
+                f" success {ours['success_rate']:.1%}",
+                "met": ours["latency_p99_s"] <= theirs["latency_p99_s"]
+                and ours["success_rate"] == 1.0,
+            }
+        )
+    return checks
+
+
+def _targets(results: Mapping[str, Any]) -> list[str]:
+    targets = results.get("targets")
+    if not targets:
+        return []
+    lines = [
+        f'**Targets for "{targets["recommended"]}"** (issue 12 §6; same scenarios and seeds, '
+        "virtual time):",
+        "",
+        "| target | figures | met |",
+        "|---|---|:---:|",
+    ]
+    for check in targets["checks"]:
+        lines.append(
+            f"| {check['target']} | {check['figures']} | {'yes' if check['met'] else '**no**'} |"
+        )
+    lines += ["", *targets.get("notes", []), ""]
     return lines
 
 
@@ -391,20 +475,26 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
     original = results["original_sdk"]
     if original["status"] != "ok":
         lines += [f"> **notdiamond 0.4.12 was not run**: {original['reason']}", ""]
+    litellm = results.get("litellm", {})
+    if litellm.get("status") not in ("ok", None):
+        lines += [f"> **LiteLLM was not run**: {litellm['reason']}", ""]
     if plot_name:
         lines += [f"![success rate, p99 latency and amplification per scenario]({plot_name})", ""]
     for scenario in results["scenarios"].values():
         lines += [
             f"### {scenario['title']}",
             "",
-            "| contender | success | p50 s | p99 s | HTTP requests / request (mean, max) | waiting s / request |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| contender | requests | success | p50 s | p99 s | HTTP requests / request (mean, max) "
+            "| to a dead model (total) | waiting s / request |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for contender, s in scenario["contenders"].items():
+            waiting = "n/a" if s["waiting_mean_s"] is None else _fmt(s["waiting_mean_s"])
             lines.append(
-                f"| {contender} | {s['success_rate']:.1%} | {_fmt(s['latency_p50_s'])} | "
-                f"{_fmt(s['latency_p99_s'])} | {_fmt(s['amplification_mean'])}, "
-                f"{s['amplification_max']} | {_fmt(s['waiting_mean_s'])} |"
+                f"| {contender} | {s['requests']} | {s['success_rate']:.1%} | "
+                f"{_fmt(s['latency_p50_s'])} | {_fmt(s['latency_p99_s'])} | "
+                f"{_fmt(s['amplification_mean'])}, {s['amplification_max']} | "
+                f"{s.get('outage_requests_total', 0)} | {waiting} |"
             )
         lines.append("")
     path.write_text("\n".join(lines))
@@ -449,13 +539,13 @@ def write_plot(results: Mapping[str, Any], path: Path) -> None:
         [Patch(color=colors[i]) for i in range(len(contenders))],
         legend,
         loc="lower center",
-        ncol=len(contenders),
+        ncol=min(len(contenders), 4),
         fontsize=9,
     )
     fig.suptitle(
         "Same faults, same seeds: success, latency, amplification (higher success, lower rest)"
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
