@@ -174,8 +174,8 @@ def run_contenders(
     for name, scenario in SCENARIOS.items():
         for contender, build in IN_PROCESS.items():
             runs[name][contender] = run_scenario(build, scenario, workload)
-    order = [*list(IN_PROCESS)[:2], ORIGINAL_SDK, *litellm_router.LABELS.values()]
-    order += list(IN_PROCESS)[2:]
+    order = [*list(IN_PROCESS)[:2], ORIGINAL_SDK, *list(IN_PROCESS)[2:]]
+    order += [*litellm_router.LABELS.values(), *litellm_router.OUR_LABELS.values()]
     return {
         name: {c: by_contender[c] for c in order if c in by_contender}
         for name, by_contender in runs.items()

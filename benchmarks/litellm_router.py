@@ -10,10 +10,13 @@ Two configurations: LiteLLM's default cooldowns, and cooldowns tuned for failove
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Final
 
 from benchmarks import venvs
+from benchmarks.contenders import THIS_LIBRARY, THIS_LIBRARY_RECOMMENDED
 from benchmarks.scenarios import RequestRecord, Workload
 
 #: An interpreter that already has this LiteLLM (skips creating the virtualenv).
@@ -23,8 +26,13 @@ PINNED: Final = venvs.Pinned("litellm", "1.110.2", "", PYTHON_ENV_VAR)
 RUNNER: Final = Path(__file__).resolve().parent / "litellm_runner.py"
 #: The runner's configurations, as labelled in the report.
 LABELS: Final = {
-    "default": f"LiteLLM {PINNED.version} Router (default cooldowns)",
-    "tuned": f"LiteLLM {PINNED.version} Router (allowed_fails=3, cooldown_time=10)",
+    "default": f"LiteLLM {PINNED.version} Router (default cooldowns), real time",
+    "tuned": f"LiteLLM {PINNED.version} Router (allowed_fails=3, cooldown_time=10), real time",
+}
+#: This library's rows under the same real-time conditions (``realtime_runner.py``).
+OUR_LABELS: Final = {
+    "default": f"{THIS_LIBRARY}, real time",
+    "recommended": f"{THIS_LIBRARY_RECOMMENDED}, real time",
 }
 #: Real time: logical requests per scenario (one every 0.5 s, so 100 s of traffic), all runs at once.
 REQUESTS: Final = 200
@@ -35,7 +43,9 @@ def ensure_environment(*, install: bool = True) -> venvs.Environment:
 
 
 def run(python: Path, workload: Workload, scenario_names: list[str]) -> dict[str, Any]:
-    """Every scenario with both configurations; ``results[label][scenario]``: ``RequestRecord``s."""
+    """Every scenario with both configurations, and this library's two rows under the same real-time
+    conditions at the same time (``realtime_runner.py``, in this interpreter);
+    ``results[label][scenario]``: ``RequestRecord``s."""
     args = [
         "--requests",
         str(workload.requests),
@@ -46,13 +56,26 @@ def run(python: Path, workload: Workload, scenario_names: list[str]) -> dict[str
     ]
     for name in scenario_names:
         args += ["--scenario", name]
-    for config in LABELS:
-        args += ["--config", config]
-    payload: dict[str, Any] = json.loads(venvs.run_script(python, RUNNER, args, "LiteLLM"))
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.realtime_runner", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=venvs.REPO_ROOT,
+    )
+    theirs = venvs.start_script(python, RUNNER, [*args, *(f"--config={c}" for c in LABELS)])
+    payload: dict[str, Any] = json.loads(venvs.output(theirs, "LiteLLM"))
+    this: dict[str, Any] = json.loads(venvs.output(ours, "this library's real-time"))
+    labels = {**LABELS, **{f"nd-{c}": label for c, label in OUR_LABELS.items()}}
+    found = {
+        **payload["results"],
+        **{f"nd-{c}": by_scenario for c, by_scenario in this["results"].items()},
+    }
     payload["results"] = {
-        LABELS[config]: {
+        labels[config]: {
             name: [RequestRecord(**r) for r in records] for name, records in by_scenario.items()
         }
-        for config, by_scenario in payload["results"].items()
+        for config, by_scenario in found.items()
     }
+    payload["this_library_options"] = this["options"]
     return payload

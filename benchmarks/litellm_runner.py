@@ -5,11 +5,9 @@ never imported by this project; none of LiteLLM's code is in this repository.
 
 LiteLLM sends its HTTP requests and sleeps between retries inside its native (Rust) core, so
 neither the in-process fake transport nor the virtual clock of the other contenders can reach it.
-It runs instead in real time, over real sockets, against a loopback HTTP server that serves the
-very same faults: each request's fault comes from ``scenarios.draw_fault`` with the same seed,
-provider, logical request index (sent in a header) and attempt number, at the scenario time
-elapsed since the run started. Logical requests arrive on the same schedule (open loop, one every
-``interarrival`` seconds), concurrently as they would in an application.
+It runs instead in real time, over real sockets, against the loopback server of ``loopback.py``,
+which serves the very same fault draws. Each (configuration, scenario) run has its own Router and
+its own path on one server; all runs go at once.
 
     python benchmarks/litellm_runner.py --requests 120 --seed 1 [--scenario outage ...]
 """
@@ -21,11 +19,8 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
@@ -39,8 +34,8 @@ from litellm import Router
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO_ROOT))
 
-from benchmarks import scenarios  # noqa: E402
-from benchmarks.fake_provider import MESSAGES, completion_body  # noqa: E402
+from benchmarks import loopback, scenarios  # noqa: E402
+from benchmarks.fake_provider import MESSAGES  # noqa: E402
 
 #: The Router's settings besides its model list: the same 3 attempts per model and 10 s timeout as
 #: every contender, with LiteLLM's default cooldowns, or cooldowns tuned for fast failover.
@@ -48,92 +43,6 @@ CONFIGS: Final[dict[str, dict[str, Any]]] = {
     "default": {},
     "tuned": {"allowed_fails": 3, "cooldown_time": 10},
 }
-REQUEST_HEADER: Final = "x-bench-request"
-_ERROR_BODY: Final = json.dumps({"error": {"message": "fault", "type": "server_error"}}).encode()
-_COMPLETION: Final = completion_body()
-
-
-class Run:
-    """One (scenario, config) run's server-side state: its clock start and per-request counts."""
-
-    def __init__(self, scenario: scenarios.Scenario, workload: scenarios.Workload) -> None:
-        self.scenario = scenario
-        self.workload = workload
-        self.started = time.monotonic()
-        self.lock = threading.Lock()
-        self.attempts: dict[tuple[str, int], int] = {}
-        self.outage: dict[int, int] = {}
-
-    def now(self) -> float:
-        return time.monotonic() - self.started
-
-    def fault(self, provider: str, request_index: int) -> scenarios.Fault:
-        with self.lock:
-            attempt = self.attempts.get((provider, request_index), 0)
-            self.attempts[(provider, request_index)] = attempt + 1
-        fault = scenarios.draw_fault(
-            self.scenario, self.workload, provider, request_index, attempt, self.now()
-        )
-        if fault.outage:
-            with self.lock:
-                self.outage[request_index] = self.outage.get(request_index, 0) + 1
-        return fault
-
-    def http_requests(self, request_index: int) -> int:
-        with self.lock:
-            return sum(n for (_, i), n in self.attempts.items() if i == request_index)
-
-
-RUNS: dict[str, Run] = {}
-
-
-class FaultyHandler(BaseHTTPRequestHandler):
-    """``POST /<run>/<provider>/v1/chat/completions``: the run's fault for this request."""
-
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # the stdlib's name
-        length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
-        parts = self.path.strip("/").split("/")
-        run = RUNS.get(parts[0]) if parts else None
-        provider = parts[1] if len(parts) > 1 else ""
-        index = self.headers.get(REQUEST_HEADER)
-        if run is None or provider not in ("openai", "azure") or index is None:
-            self._send(404, _ERROR_BODY, {})
-            return
-        fault = run.fault(provider, int(index))
-        time.sleep(fault.latency)  # real time: a slow answer outlives the client's timeout
-        self._send(fault.status, _COMPLETION if fault.status == 200 else _ERROR_BODY, fault.headers)
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:  # the client gave up (timeout) and closed the connection
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
-        pass
-
-
-@contextmanager
-def loopback_server() -> Iterator[str]:
-    """The faulty provider on an ephemeral port of 127.0.0.1; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FaultyHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def build_router(base: str, run_id: str, config: dict[str, Any]) -> Any:
@@ -159,30 +68,13 @@ def build_router(base: str, run_id: str, config: dict[str, Any]) -> Any:
     )
 
 
-async def drive(router: Any, run: Run) -> list[dict[str, Any]]:
-    """Open loop: logical request i starts at ``i * interarrival`` seconds after the run's start."""
+def completion(router: Any) -> Callable[[int], Awaitable[object]]:
+    async def call(i: int) -> object:
+        return await router.acompletion(
+            model="primary", messages=MESSAGES, extra_headers={loopback.REQUEST_HEADER: str(i)}
+        )
 
-    async def one(i: int) -> dict[str, Any]:
-        arrival = i * run.workload.interarrival
-        await asyncio.sleep(max(0.0, arrival - run.now()))
-        started = run.now()
-        error: str | None = None
-        try:
-            await router.acompletion(
-                model="primary", messages=MESSAGES, extra_headers={REQUEST_HEADER: str(i)}
-            )
-        except Exception as exc:
-            error = type(exc).__name__
-        return {
-            "ok": error is None,
-            "latency": run.now() - started,
-            "http_requests": run.http_requests(i),
-            "waited": float("nan"),  # LiteLLM's sleeps happen in its native core, unseen here
-            "error": error,
-            "outage_requests": run.outage.get(i, 0),
-        }
-
-    return list(await asyncio.gather(*(one(i) for i in range(run.workload.requests))))
+    return call
 
 
 async def run_all(
@@ -194,8 +86,8 @@ async def run_all(
         for name in names:
             run_id = f"{config}-{name}"
             router = build_router(base, run_id, CONFIGS[config])
-            RUNS[run_id] = run = Run(scenarios.SCENARIOS[name], workload)
-            jobs.append((config, name, drive(router, run)))
+            loopback.RUNS[run_id] = run = loopback.Run(scenarios.SCENARIOS[name], workload)
+            jobs.append((config, name, loopback.drive(completion(router), run)))
     done = await asyncio.gather(*(job for _, _, job in jobs))
     results: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in configs}
     for (config, name, _), records in zip(jobs, done, strict=True):
@@ -214,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     workload = scenarios.Workload(args.requests, args.interarrival, args.seed)
     litellm.suppress_debug_info = True
     started = time.monotonic()
-    with loopback_server() as base:
+    with loopback.loopback_server() as base:
         results = asyncio.run(
             run_all(
                 workload,

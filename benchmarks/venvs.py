@@ -106,15 +106,26 @@ def ensure_environment(pinned: Pinned, *, install: bool = True) -> Environment:
     return Environment(python)
 
 
-def run_script(python: Path, script: Path, args: list[str], what: str) -> str:
-    """Run ``script`` with ``python`` from outside the repository (so that nothing here can shadow
-    the installed package); its stdout, or RuntimeError with the end of its stderr."""
-    done = subprocess.run(
+def start_script(python: Path, script: Path, args: list[str]) -> subprocess.Popen[str]:
+    """Start ``script`` with ``python`` from outside the repository (so that nothing here can
+    shadow the installed package); finish it with :func:`output`."""
+    return subprocess.Popen(
         [str(python), str(script), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=tempfile.gettempdir(),
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"{what} runner failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout
+
+
+def output(process: subprocess.Popen[str], what: str) -> str:
+    """Wait for a started runner: its stdout, or RuntimeError with the end of its stderr."""
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} runner failed ({process.returncode}):\n{stderr[-4000:]}")
+    return stdout
+
+
+def run_script(python: Path, script: Path, args: list[str], what: str) -> str:
+    """Run ``script`` with ``python`` (see :func:`start_script`); its stdout."""
+    return output(start_script(python, script, args), what)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import fake_provider, report
+from benchmarks import fake_provider, loopback, report
 from benchmarks.contenders import (
     IN_PROCESS,
     RECOMMENDED_DEADLINE,
@@ -273,3 +273,34 @@ def test_the_recommended_row_stops_sending_to_a_dead_model() -> None:
     assert sum(r.outage_requests for r in recommended) < 0.05 * sum(
         r.outage_requests for r in default
     )
+
+
+def test_the_loopback_server_serves_the_same_faults_as_the_in_process_provider() -> None:
+    scenario = Scenario(
+        "mixed",
+        "mixed",
+        FaultModel(latency=0.0, jitter=0.0, error_latency=0.0, error_rate=0.3, rate_limit_rate=0.2),
+    )
+    workload = Workload(requests=40, seed=11)
+    in_process = FaultyProviders(scenario, workload, VirtualClock())
+    expected: list[int | str] = []
+    for i in range(workload.requests):
+        in_process.begin(i)
+        expected += [_status(in_process) for _ in range(2)]
+    served: list[int] = []
+    with loopback.loopback_server() as base, fake_provider.http.Client() as client:
+        loopback.RUNS["test"] = run = loopback.Run(scenario, workload)
+        for i in range(workload.requests):
+            for _ in range(2):
+                response = client.post(
+                    f"{base}/test/openai/v1/chat/completions",
+                    content=b"{}",
+                    headers={loopback.REQUEST_HEADER: str(i)},
+                )
+                served.append(response.status_code)
+                if response.status_code == 429:
+                    assert response.headers["retry-after"] == "2"
+        del loopback.RUNS["test"]
+    assert served == expected
+    assert {429, 500, 200} <= set(served)
+    assert run.http_requests(3) == 2
