@@ -182,16 +182,25 @@ def run_contenders(
     }
 
 
-def scenario_setup(workload: Workload) -> str:
+def scenario_setup(workload: Workload, litellm_requests: int) -> str:
     return (
         f"Virtual time, seed {workload.seed}: {workload.requests} logical requests per scenario, one "
         f"every {workload.interarrival:g} s, each against the in-process fake provider (healthy latency "
         "0.5 s, log-normal). Every contender gets the same two clients built with SDK defaults "
         f"(`max_retries=2`) and a {TIMEOUT:g} s timeout. Resilient contenders: models "
-        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`. The plain SDK and the "
+        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`; the recommended row adds "
+        f"`{recommended_options()}`. The plain SDK and the "
         "tenacity loop (the OpenAI cookbook recipe: `wait_random_exponential(min=1, max=60)`, "
         "`stop_after_attempt(6)`) use the primary only. Latency: call to result or error, failures "
-        "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request."
+        "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request.\n\n"
+        "Rows marked **real time**: LiteLLM's Router cannot run in virtual time (its requests and "
+        "retry sleeps happen in its native core), so it runs in real time over loopback sockets "
+        "against a server drawing the same faults from the same seeds (`benchmarks/loopback.py`), "
+        f"{litellm_requests} logical requests per scenario arriving every {workload.interarrival:g} s "
+        "concurrently, all runs at once; this library's default and recommended rows run again "
+        "under the same conditions at the same time. Compare real-time rows with each other: fewer "
+        "requests (a rougher p99), latencies that include the machine's load, and no view of the "
+        "waiting inside LiteLLM (n/a)."
     )
 
 
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline_section,
         "hook_profile": profile_hook.where_time_goes(),
         "decisions": report.decision_rows(benchmarks),
-        "scenario_setup": scenario_setup(workload),
+        "scenario_setup": scenario_setup(workload, args.litellm_requests),
         "workload": workload.__dict__,
         "original_sdk": original,
         "litellm": litellm_status,
