@@ -51,6 +51,9 @@ class InitOptions(TypedDict, total=False):
     #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
     #: ``None``/``False`` (off, the default).
     retry_budget: RetryBudget | bool | None
+    #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
+    #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
+    first_chunk_timeout: float | Mapping[str, float | None] | None
 
 
 def init(
@@ -113,7 +116,7 @@ def init(
     )
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
-    resolved = parse_options(options, is_async=is_async)
+    resolved = parse_options(options, is_async=is_async, models=config.order)
     strategies = assemble(
         config.order,
         breaker=resolved.pop("circuit_breaker"),
@@ -126,6 +129,7 @@ def init(
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
+        first_chunk_timeouts=resolved.pop("first_chunk_timeout"),
         **resolved,
         strategies=strategies,
     )
