@@ -36,6 +36,7 @@ from benchmarks.contenders import (
     recommended_options,
 )
 from benchmarks.scenarios import (
+    ALL_SCENARIOS,
     BACKOFF,
     MAX_RETRIES,
     MODELS,
@@ -150,7 +151,7 @@ def run_litellm(
         print(f"benchmarks: LiteLLM unavailable: {environment.problem}", file=sys.stderr)
         return {}, {"status": "unavailable", "reason": environment.problem}
     started = time.perf_counter()
-    payload = litellm_router.run(environment.python, workload, list(SCENARIOS))
+    payload = litellm_router.run(environment.python, workload, list(ALL_SCENARIOS))
     return payload["results"], {
         "status": "ok",
         "version": payload["litellm"],
@@ -165,7 +166,7 @@ def run_contenders(
     workload: Workload, original_results: dict[str, Any], litellm_results: dict[str, Any]
 ) -> dict[str, dict[str, list[RequestRecord]]]:
     """Per scenario, per contender: the records, in the report's order."""
-    runs: dict[str, dict[str, list[RequestRecord]]] = {name: {} for name in SCENARIOS}
+    runs: dict[str, dict[str, list[RequestRecord]]] = {name: {} for name in ALL_SCENARIOS}
     for name, records in original_results.items():
         runs[name][ORIGINAL_SDK] = records
     for label, by_scenario in litellm_results.items():
@@ -179,6 +180,7 @@ def run_contenders(
     return {
         name: {c: by_contender[c] for c in order if c in by_contender}
         for name, by_contender in runs.items()
+        if by_contender
     }
 
 
@@ -261,16 +263,20 @@ def main(argv: list[str] | None = None) -> int:
 
     scenario_results = {
         name: {
-            "title": SCENARIOS[name].title,
+            "title": ALL_SCENARIOS[name].title,
             "contenders": {c: report.scenario_stats(r) for c, r in by_contender.items()},
         }
         for name, by_contender in runs.items()
     }
+    real = litellm_router.OUR_LABELS
     targets = {
         "recommended": THIS_LIBRARY_RECOMMENDED,
         "options": recommended_options(),
         "checks": report.target_checks(
             scenario_results, THIS_LIBRARY_RECOMMENDED, THIS_LIBRARY, PLAIN_SDK
+        ),
+        "real_time_checks": report.target_checks(
+            scenario_results, real["recommended"], real["default"], real["plain"]
         ),
         "notes": []
         if breaker_available()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks import venvs
-from benchmarks.contenders import THIS_LIBRARY, THIS_LIBRARY_RECOMMENDED
+from benchmarks.contenders import PLAIN_SDK, THIS_LIBRARY, THIS_LIBRARY_RECOMMENDED
 from benchmarks.scenarios import RequestRecord, Workload
 
 #: An interpreter that already has this LiteLLM (skips creating the virtualenv).
@@ -31,6 +31,7 @@ LABELS: Final = {
 }
 #: This library's rows under the same real-time conditions (``realtime_runner.py``).
 OUR_LABELS: Final = {
+    "plain": f"{PLAIN_SDK}, real time",
     "default": f"{THIS_LIBRARY}, real time",
     "recommended": f"{THIS_LIBRARY_RECOMMENDED}, real time",
 }
@@ -57,7 +58,8 @@ def run(python: Path, workload: Workload, scenario_names: list[str]) -> dict[str
     for name in scenario_names:
         args += ["--scenario", name]
     ours = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.realtime_runner", *args],
+        [sys.executable, "-m", "benchmarks.realtime_runner", *args]
+        + [f"--config={c}" for c in OUR_LABELS],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -68,11 +68,21 @@ def build_router(base: str, run_id: str, config: dict[str, Any]) -> Any:
     )
 
 
-def completion(router: Any) -> Callable[[int], Awaitable[object]]:
+def completion(router: Any, stream: bool) -> Callable[[int], Awaitable[object]]:
+    """One logical call; a streamed one returns at its first chunk."""
+
     async def call(i: int) -> object:
-        return await router.acompletion(
-            model="primary", messages=MESSAGES, extra_headers={loopback.REQUEST_HEADER: str(i)}
+        headers = {loopback.REQUEST_HEADER: str(i)}
+        if not stream:
+            return await router.acompletion(
+                model="primary", messages=MESSAGES, extra_headers=headers
+            )
+        chunks = await router.acompletion(
+            model="primary", messages=MESSAGES, extra_headers=headers, stream=True
         )
+        async for chunk in chunks:
+            return chunk
+        raise RuntimeError("the stream ended before its first chunk")
 
     return call
 
@@ -86,8 +96,9 @@ async def run_all(
         for name in names:
             run_id = f"{config}-{name}"
             router = build_router(base, run_id, CONFIGS[config])
-            loopback.RUNS[run_id] = run = loopback.Run(scenarios.SCENARIOS[name], workload)
-            jobs.append((config, name, loopback.drive(completion(router), run)))
+            scenario = scenarios.ALL_SCENARIOS[name]
+            loopback.RUNS[run_id] = run = loopback.Run(scenario, workload)
+            jobs.append((config, name, loopback.drive(completion(router, scenario.stream), run)))
     done = await asyncio.gather(*(job for _, _, job in jobs))
     results: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in configs}
     for (config, name, _), records in zip(jobs, done, strict=True):
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--interarrival", type=float, default=scenarios.Workload.interarrival)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--scenario", action="append", choices=list(scenarios.SCENARIOS))
+    parser.add_argument("--scenario", action="append", choices=list(scenarios.ALL_SCENARIOS))
     parser.add_argument("--config", action="append", choices=list(CONFIGS))
     args = parser.parse_args(argv)
     workload = scenarios.Workload(args.requests, args.interarrival, args.seed)
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         results = asyncio.run(
             run_all(
                 workload,
-                args.scenario or list(scenarios.SCENARIOS),
+                args.scenario or list(scenarios.ALL_SCENARIOS),
                 args.config or list(CONFIGS),
                 base,
             )

@@ -25,11 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from benchmarks import scenarios
-from benchmarks.fake_provider import completion_body
+from benchmarks.fake_provider import completion_body, stream_body
 
 REQUEST_HEADER: Final = "x-bench-request"
+#: The request index of the warm-up call: answered at once, counted nowhere.
+WARM_UP: Final = -1
 _ERROR_BODY: Final = json.dumps({"error": {"message": "fault", "type": "server_error"}}).encode()
 _COMPLETION: Final = completion_body()
+_STREAM: Final = stream_body()
 
 
 class Run:
@@ -47,6 +50,8 @@ class Run:
         return time.monotonic() - self.started
 
     def fault(self, provider: str, request_index: int) -> scenarios.Fault:
+        if request_index == WARM_UP:
+            return scenarios.Fault(200, 0.0)
         with self.lock:
             attempt = self.attempts.get((provider, request_index), 0)
             self.attempts[(provider, request_index)] = attempt + 1
@@ -83,8 +88,26 @@ class FaultyHandler(BaseHTTPRequestHandler):
             self._send(404, _ERROR_BODY, {})
             return
         fault = run.fault(provider, int(index))
+        if fault.status == 200 and run.scenario.stream:
+            self._stream(fault.latency)
+            return
         time.sleep(fault.latency)  # real time: a slow answer outlives the client's timeout
         self._send(fault.status, _COMPLETION if fault.status == 200 else _ERROR_BODY, fault.headers)
+
+    def _stream(self, first_chunk_after: float) -> None:
+        """Headers at once, the first SSE chunk after ``first_chunk_after`` s, then the rest."""
+        self.close_connection = True  # the body ends when the connection does
+        try:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(first_chunk_after)
+            self.wfile.write(_STREAM)
+            self.wfile.flush()
+        except OSError:  # the client gave up waiting for the first chunk
+            pass
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         try:
@@ -118,7 +141,8 @@ def loopback_server() -> Iterator[str]:
 
 def drive(call: Callable[[int], Awaitable[object]], run: Run) -> Awaitable[list[dict[str, Any]]]:
     """Open loop: logical request i starts ``i * interarrival`` s after the run's start and is
-    ``call(i)`` (which must send header ``x-bench-request: i``); one record dict per request."""
+    ``call(i)`` (which must send header ``x-bench-request: i``, and in a streamed scenario return
+    once the first chunk is in); one record dict per request."""
 
     async def one(i: int) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, i * run.workload.interarrival - run.now()))
@@ -138,6 +162,10 @@ def drive(call: Callable[[int], Awaitable[object]], run: Run) -> Awaitable[list[
         }
 
     async def everything() -> list[dict[str, Any]]:
+        # One call before the clock starts, as in a running application: clients, connection
+        # pools and lazy imports are set up outside the measurement.
+        await call(WARM_UP)
+        run.started = time.monotonic()
         return list(await asyncio.gather(*(one(i) for i in range(run.workload.requests))))
 
     return everything()

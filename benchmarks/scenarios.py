@@ -63,6 +63,8 @@ class Scenario:
     title: str
     primary: FaultModel  # openai/gpt-4o
     secondary: FaultModel = field(default_factory=FaultModel)  # azure/gpt-4o
+    #: Streamed requests: a response's latency is the time to its first chunk (real time only).
+    stream: bool = False
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {
@@ -89,6 +91,21 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             "slow",
             "Slow provider: 25% of primary responses take 30 s (timeout 10 s)",
             FaultModel(slow_rate=0.25, slow_latency=30.0),
+        ),
+    )
+}
+
+
+#: Streamed scenarios, run in real time only (``loopback.py``), where a stream's first chunk can
+#: come after its headers: the latency reported is the time to the first chunk.
+STREAM_SCENARIOS: Final[dict[str, Scenario]] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "stream_slow",
+            "Streams: 25% of primary streams send their first chunk after 30 s (timeout 10 s)",
+            FaultModel(slow_rate=0.25, slow_latency=30.0),
+            stream=True,
         ),
     )
 }
@@ -285,3 +302,7 @@ def run_scenario(
 
 def records_to_json(records: list[RequestRecord]) -> list[dict[str, Any]]:
     return [asdict(r) for r in records]
+
+
+#: Every scenario by name, virtual-time and streamed.
+ALL_SCENARIOS: Final[dict[str, Scenario]] = {**SCENARIOS, **STREAM_SCENARIOS}

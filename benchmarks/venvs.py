@@ -107,14 +107,16 @@ def ensure_environment(pinned: Pinned, *, install: bool = True) -> Environment:
 
 
 def start_script(python: Path, script: Path, args: list[str]) -> subprocess.Popen[str]:
-    """Start ``script`` with ``python`` from outside the repository (so that nothing here can
-    shadow the installed package); finish it with :func:`output`."""
+    """Start ``script`` with ``python`` from outside the repository, without ``PYTHONPATH`` (so
+    that nothing here can shadow the installed package); finish it with :func:`output`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.Popen(
         [str(python), str(script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tempfile.gettempdir(),
+        env=env,
     )
 
 

@@ -23,7 +23,9 @@ from benchmarks.contenders import (
     this_library_recommended,
 )
 from benchmarks.scenarios import (
+    ALL_SCENARIOS,
     SCENARIOS,
+    STREAM_SCENARIOS,
     FaultModel,
     FaultyProviders,
     RequestRecord,
@@ -304,3 +306,29 @@ def test_the_loopback_server_serves_the_same_faults_as_the_in_process_provider()
     assert served == expected
     assert {429, 500, 200} <= set(served)
     assert run.http_requests(3) == 2
+
+
+def test_a_streamed_scenario_sends_headers_at_once_and_the_first_chunk_after_its_latency() -> None:
+    scenario = Scenario("s", "s", FaultModel(latency=0.3, jitter=0.0), stream=True)
+    with loopback.loopback_server() as base, fake_provider.http.Client() as client:
+        loopback.RUNS["stream"] = loopback.Run(scenario, Workload(requests=1, seed=1))
+        started = time.perf_counter()
+        with client.stream(
+            "POST",
+            f"{base}/stream/openai/v1/chat/completions",
+            content=b'{"stream": true}',
+            headers={loopback.REQUEST_HEADER: "0"},
+        ) as response:
+            headers_after = time.perf_counter() - started
+            chunks = response.iter_bytes()
+            first = next(chunks)
+            first_after = time.perf_counter() - started
+            rest = b"".join(chunks)
+        del loopback.RUNS["stream"]
+    assert response.headers["content-type"] == "text/event-stream"
+    assert headers_after < 0.25
+    assert first_after >= 0.3
+    body = first + rest
+    assert body.startswith(b"data: ")
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert set(STREAM_SCENARIOS) <= set(ALL_SCENARIOS)
