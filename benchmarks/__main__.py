@@ -312,9 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - started,
     }
     plot = "comparison.png"
-    report.write_plot(results, out / plot)
-    report.write_results(results, out / "results.json")
+    report.write_results(results, out / "results.json")  # first: the data outlives a bad plot
     report.write_summary(results, out / "summary.md", plot)
+    report.write_plot(results, out / plot)
     print(f"benchmarks: wrote {out / 'summary.md'} ({results['wall_seconds']:.0f} s)")
 
     if args.update_baseline:

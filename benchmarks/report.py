@@ -568,7 +568,8 @@ def write_plot(results: Mapping[str, Any], path: Path) -> None:
 
     scenarios = results["scenarios"]
     contenders = list(dict.fromkeys(c for s in scenarios.values() for c in s["contenders"]))
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    palette = matplotlib.colormaps["tab20"]
+    colors = [palette(i % palette.N) for i in range(len(contenders))]
     fig, axes = plt.subplots(3, len(scenarios), figsize=(4.2 * len(scenarios), 9), squeeze=False)
     x = np.arange(len(contenders))
     for col, (name, scenario) in enumerate(scenarios.items()):

@@ -14,7 +14,9 @@ import pytest
 from benchmarks import fake_provider, loopback, report
 from benchmarks.contenders import (
     IN_PROCESS,
+    PLAIN_SDK,
     RECOMMENDED_DEADLINE,
+    THIS_LIBRARY,
     breaker_available,
     plain_sdk,
     recommended_options,
@@ -218,6 +220,13 @@ def test_the_report_is_written(tmp_path: Path) -> None:
         }
         for name, s in SCENARIOS.items()
     }
+    # As many rows as a full run has (real-time ones, whose waiting is unknown), and more.
+    for by_contender in records.values():
+        plain = by_contender[PLAIN_SDK]
+        for k in range(9):
+            by_contender[f"real time {k}"] = {**plain, "waiting_mean_s": None}
+    recommended = next(c for c in IN_PROCESS if "recommended" in c)
+    scenarios = {n: {"title": SCENARIOS[n].title, "contenders": c} for n, c in records.items()}
     results = {
         "mode": "quick",
         "generated": "now",
@@ -229,8 +238,11 @@ def test_the_report_is_written(tmp_path: Path) -> None:
         "decisions": [{"name": "x", "median_us": 1.0}],
         "scenario_setup": "setup",
         "original_sdk": {"status": "unavailable", "reason": "pip said no"},
-        "scenarios": {
-            n: {"title": SCENARIOS[n].title, "contenders": c} for n, c in records.items()
+        "scenarios": scenarios,
+        "targets": {
+            "recommended": recommended,
+            "checks": report.target_checks(scenarios, recommended, THIS_LIBRARY, PLAIN_SDK),
+            "notes": [],
         },
     }
     report.write_results(results, tmp_path / "results.json")
@@ -239,6 +251,9 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     assert "notdiamond 0.4.12 was not run**: pip said no" in summary
     assert summary.count("### ") == len(SCENARIOS)
+    assert f'**Targets for "{recommended}"**' in summary
+    assert "| real time 8 | 20 |" in summary
+    assert " | n/a |" in summary  # unknown waiting
     assert json.loads((tmp_path / "results.json").read_text())["mode"] == "quick"
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
