@@ -30,9 +30,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the library and the harness."""
-    session.install("-e", ".[test,chaos,bench]", "mypy>=1.10", "httpx>=0.27")
+    """mypy --strict over the library and the harness; pyright strict over tests/typecheck."""
+    session.install("-e", ".[test,chaos,bench]", "mypy>=1.10", "httpx>=0.27", "basedpyright>=1.20")
     session.run("mypy")
+    session.run("basedpyright")
 
 
 @nox.session

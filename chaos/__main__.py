@@ -12,7 +12,6 @@ bad scenario file or argument.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 import time
@@ -20,10 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import power
+from .jobs import DEFAULT_SEED, Job, available_cpus, derive_seed, run_jobs
 from .mutants import MUTANTS
 from .report import plot_all, power_notes, run_info, write_json, write_summary
-from .runner import DEFAULT_SEED, Job, JobResult, derive_seed, run_jobs, sample_size
+from .results import JobResult
 from .scenario import Scenario, ScenarioError, load, load_builtin
+from .sizing import sample_size
 
 
 def build_jobs(
@@ -116,9 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.traces is not None:
         for job in jobs:
             job.trace_dir = str(args.traces)
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
+    cpus = available_cpus()
     workers = args.workers or max(1, min(cpus, len(jobs)))
     print(
         f"chaos: {len(scenarios)} scenario(s), {len(jobs)} run(s), seed {seed}"

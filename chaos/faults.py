@@ -12,21 +12,55 @@ timeout), error mix, stream cut.
 
 from __future__ import annotations
 
+import email.utils
 import math
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 #: Every fault an error mix may name. Numbers are HTTP statuses; the rest happen on the socket.
-ERROR_KINDS: Final = ("429", "408", "500", "502", "503", "400", "401", "reset", "read_timeout")
-#: Faults after which the runtime retries the same model (the SDK's own retry classes).
-TRANSIENT_KINDS: Final = frozenset({"429", "408", "500", "502", "503", "reset", "read_timeout"})
-#: Faults after which the runtime leaves the model at once.
-PERMANENT_KINDS: Final = frozenset({"400", "401"})
+ERROR_KINDS: Final = (
+    "429",
+    "408",
+    "409",
+    "500",
+    "502",
+    "503",
+    "400",
+    "401",
+    "403",
+    "404",
+    "422",
+    "reset",
+    "read_timeout",
+)
+#: Faults after which the runtime retries the same model (SPEC 4.3: timeouts, connection errors,
+#: 408, 409, 429, 5xx).
+TRANSIENT_KINDS: Final = frozenset(
+    {"429", "408", "409", "500", "502", "503", "reset", "read_timeout"}
+)
+#: Faults after which the runtime leaves the model at once (400, 401, 403, 404, 422).
+PERMANENT_KINDS: Final = frozenset({"400", "401", "403", "404", "422"})
+#: Statuses that may carry a Retry-After header (``retry_after.on``).
+RETRY_AFTER_STATUSES: Final = ("429", "503", "500", "502", "408", "409")
 
 OutcomeKind = Literal[
-    "ok", "429", "408", "500", "502", "503", "400", "401", "reset", "read_timeout"
+    "ok",
+    "429",
+    "408",
+    "409",
+    "500",
+    "502",
+    "503",
+    "400",
+    "401",
+    "403",
+    "404",
+    "422",
+    "reset",
+    "read_timeout",
 ]
 
 
@@ -129,12 +163,30 @@ class Distribution:
         return f"lognormal median {self.a:g} s, sigma {self.b:g}"
 
 
+#: Seconds of precision lost between the fake provider writing an HTTP-date ``Retry-After`` (from
+#: the real wall clock) and the runtime reading the wall clock to turn it into a wait.
+HTTP_DATE_SLACK: Final = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class RetryAfter:
-    """How a 429 asks the client to wait: which header, and the distribution of the wait."""
+    """How an error answer asks the client to wait: which header, on which statuses, and the
+    distribution of the wait.
 
-    header: Literal["retry-after", "retry-after-ms", "none"]
+    ``http-date`` sends ``Retry-After: <IMF-fixdate>``. An HTTP date is absolute wall-clock time, and
+    the runtime turns it into a wait with the real wall clock (``time.time()``), so the fake
+    provider writes ``ceil(time.time() + wait)`` as the date and records the wait it really asks
+    for, ``date - time.time()`` (in ``[wait, wait + 1)``). Between that and the runtime's reading a
+    little real time passes (microseconds to a few milliseconds, more on a loaded machine), during
+    which no virtual time passes: the mapping from wall time to virtual time is "the wall clock
+    stands still while the runtime decides". A wait set by an HTTP date may therefore be shorter
+    than the recorded one by up to :data:`HTTP_DATE_SLACK` s, never longer.
+    """
+
+    header: Literal["retry-after", "retry-after-ms", "http-date", "none"]
     wait: Distribution
+    #: The statuses whose answers carry the header.
+    on: tuple[str, ...] = ("429",)
 
     @classmethod
     def parse(cls, where: str, raw: object) -> RetryAfter:
@@ -146,13 +198,24 @@ class RetryAfter:
                 '{"header": "retry-after-ms", "kind": "uniform", "low": 0.5, "high": 2}.'
             )
         header = raw.get("header", "retry-after-ms")
-        if header not in ("retry-after", "retry-after-ms", "none"):
+        if header not in ("retry-after", "retry-after-ms", "http-date", "none"):
             raise FaultModelError(
                 f"{where}.header: {header!r}; use 'retry-after' (whole seconds), "
-                "'retry-after-ms' (milliseconds) or 'none'."
+                "'retry-after-ms' (milliseconds), 'http-date' (Retry-After as an HTTP date) "
+                "or 'none'."
             )
-        rest = {k: v for k, v in raw.items() if k != "header"}
-        return cls(header, Distribution.parse(where, rest))
+        on_raw = raw.get("on", ["429"])
+        if (
+            not isinstance(on_raw, list)
+            or not on_raw
+            or any(str(x) not in RETRY_AFTER_STATUSES for x in on_raw)
+        ):
+            raise FaultModelError(
+                f"{where}.on: a non-empty list of statuses from {list(RETRY_AFTER_STATUSES)}, "
+                f"got {on_raw!r}."
+            )
+        rest = {k: v for k, v in raw.items() if k not in ("header", "on")}
+        return cls(header, Distribution.parse(where, rest), tuple(str(x) for x in on_raw))
 
     def header_value(self, seconds: float) -> tuple[str, str, float] | None:
         """(header name, header text, the wait the header really asks for), or None."""
@@ -161,6 +224,10 @@ class RetryAfter:
         if self.header == "retry-after":
             whole = max(1, math.ceil(seconds))
             return "retry-after", str(whole), float(whole)
+        if self.header == "http-date":
+            now = time.time()
+            when = math.ceil(now + max(seconds, 0.001))
+            return "retry-after", email.utils.formatdate(when, usegmt=True), when - now
         ms = max(1, math.ceil(seconds * 1000))
         return "retry-after-ms", str(ms), ms / 1000.0
 
@@ -171,6 +238,11 @@ class RetryAfter:
         if self.header == "retry-after":
             # ceil(x) > cap  <=>  x > floor(cap)
             return 1.0 - self.wait.cdf(math.floor(cap))
+        if self.header == "http-date":
+            # the date rounds up to the next whole second of wall time: the wait grows by a
+            # fraction u of a second, u about uniform on [0, 1)
+            steps = 50
+            return sum(1.0 - self.wait.cdf(cap - (i + 0.5) / steps) for i in range(steps)) / steps
         return 1.0 - self.wait.cdf(math.floor(cap * 1000) / 1000)
 
 
@@ -300,7 +372,7 @@ class ProviderFaults:
         for name, p in self.errors.items():
             if name in PERMANENT_KINDS:
                 permanent += served * p
-            elif name == "429":
+            elif name in self.retry_after.on:
                 over = self.retry_after.p_exceeds(retry_after_cap)
                 permanent += served * p * over
                 transient += served * p * (1 - over)
@@ -316,7 +388,7 @@ class Outcome:
     kind: OutcomeKind
     #: Simulated seconds before the answer (or the error) arrives.
     latency: float
-    #: ``(header, text, seconds)`` for a 429 that carries Retry-After.
+    #: ``(header, text, seconds)`` for an answer that carries Retry-After.
     retry_after: tuple[str, str, float] | None = None
     #: For a streamed 200: the chunk after which the connection drops (None: complete).
     cut_after: int | None = None
@@ -382,7 +454,7 @@ class FaultSampler:
                     if name == "read_timeout":
                         return Outcome("read_timeout", timeout, source="mix")
                     ra = None
-                    if name == "429":
+                    if name in f.retry_after.on:
                         ra = f.retry_after.header_value(f.retry_after.wait.sample(self.rng))
                     return Outcome(name, latency, ra, source="mix")  # type: ignore[arg-type]
         cut = None

@@ -7,13 +7,13 @@ import json
 import math
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import power
-from .checks import CheckResult
 from .mutants import MUTANTS
-from .runner import JobResult
+from .results import CheckResult, JobResult
 from .scenario import Scenario
 
 if TYPE_CHECKING:
@@ -26,8 +26,12 @@ _OUTCOME_COLOURS = {
     "500": "#d62728",
     "502": "#e377c2",
     "503": "#9467bd",
+    "409": "#aec7e8",
     "400": "#8c564b",
     "401": "#7f7f7f",
+    "403": "#c49c94",
+    "404": "#dbdb8d",
+    "422": "#f7b6d2",
     "reset": "#17becf",
     "read_timeout": "#1f77b4",
 }
@@ -424,8 +428,11 @@ def _fault_lines(s: Scenario) -> list[str]:
         parts = [f"latency {f.latency.describe()}"]
         if f.errors:
             parts.append("errors " + ", ".join(f"{k} {v:.0%}" for k, v in f.errors.items()))
-        if f.errors.get("429") and f.retry_after.header != "none":
-            parts.append(f"429 {f.retry_after.header}: {f.retry_after.wait.describe()}")
+        if f.retry_after.header != "none" and any(f.errors.get(k) for k in f.retry_after.on):
+            parts.append(
+                f"{'/'.join(f.retry_after.on)} with {f.retry_after.header}: "
+                f"{f.retry_after.wait.describe()}"
+            )
         for o in f.outages:
             parts.append(f"outage {o.start:g}-{o.end:g} s ({o.status})")
         if f.rate_limit:
@@ -438,55 +445,68 @@ def _fault_lines(s: Scenario) -> list[str]:
     return lines
 
 
-def write_summary(
-    path: Path,
-    results: Sequence[JobResult],
-    scenarios: dict[str, Scenario],
-    run: dict[str, Any],
-    plots: list[str],
-) -> None:
-    main = sorted((r for r in results if r.mutant is None), key=lambda r: r.scenario)
-    checks: list[CheckResult] = [c for r in main for c in r.checks]
+@dataclass
+class Summary:
+    """What every section of ``summary.md`` reads."""
+
+    results: Sequence[JobResult]
+    scenarios: dict[str, Scenario]
+    run: dict[str, Any]
+    plots: list[str]
+
+    @property
+    def main(self) -> list[JobResult]:
+        return sorted((r for r in self.results if r.mutant is None), key=lambda r: r.scenario)
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        return [c for r in self.main for c in r.checks]
+
+    @property
+    def mutants(self) -> list[dict[str, Any]]:
+        return mutant_verdicts(self.results)
+
+
+def section_header(s: Summary) -> list[str]:
+    checks = s.checks
     failed = [c for c in checks if not c.passed]
-    mutants = mutant_verdicts(results)
+    mutants = s.mutants
     missed = [m for m in mutants if not m["caught"]]
-    errors = [r for r in results if r.error]
+    errors = [r for r in s.results if r.error]
     ok = not failed and not missed and not errors
-    L: list[str] = []
-    L.append("# Chaos suite report")
-    L.append("")
-    L.append(
-        f"**{'PASSED' if ok else 'FAILED'}**: {len(checks) - len(failed)}/{len(checks)} checks passed, "
-        f"{len(mutants) - len(missed)}/{len(mutants)} broken runtimes caught."
-    )
-    L.append("")
-    L.append(
+    run = s.run
+    return [
+        "# Chaos suite report",
+        "",
+        f"**{'PASSED' if ok else 'FAILED'}**: {len(checks) - len(failed)}/{len(checks)} checks "
+        f"passed, {len(mutants) - len(missed)}/{len(mutants)} broken runtimes caught.",
+        "",
         f"- Run: `{run['command']}`, {run['mode']} seed {run['seed']} "
         f"({'fresh' if run['random_seed'] else 'fixed: CI never flakes'}), "
-        f"{'quick (reduced sizes)' if run['quick'] else 'full sizes'}."
-    )
-    L.append(
+        f"{'quick (reduced sizes)' if run['quick'] else 'full sizes'}.",
         f"- Wall time: **{run['wall_s']:.1f} s** on {run['workers']} worker process(es) "
-        f"({run['cpus']} cores; {run.get('cpu_s', 0):.0f} s of CPU time in all, so the wall time also "
-        f"shows how much else the machine was running); openai {run['openai']}, Python {run['python']}, "
-        f"{run['platform']}."
-    )
-    L.append(
-        f"- Requests simulated: {run['requests']:,}; HTTP requests answered: {run['http_requests']:,}; "
-        f"virtual time simulated: {run['virtual_s']:,.0f} s."
-    )
-    L.append(
+        f"({run['cpus']} cores; {run.get('cpu_s', 0):.0f} s of CPU time in all, so the wall time "
+        f"also shows how much else the machine was running"
+        + (f"; load average {run['load']}" if run.get("load") else "")
+        + f"); openai {run['openai']}, Python {run['python']}, {run['platform']}.",
+        f"- Requests simulated: {run['requests']:,}; HTTP requests answered: "
+        f"{run['http_requests']:,}; virtual time simulated: {run['virtual_s']:,.0f} s.",
         f"- Significance: alpha = {power.ALPHA}; sample sizes by power analysis for a "
-        f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below)."
-    )
-    L.append("")
-    L.append("## What failed")
-    L.append("")
-    if ok:
+        f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below).",
+        "",
+    ]
+
+
+def section_failures(s: Summary) -> list[str]:
+    failed = [c for c in s.checks if not c.passed]
+    missed = [m for m in s.mutants if not m["caught"]]
+    errors = [r for r in s.results if r.error]
+    L = ["## What failed", ""]
+    if not failed and not missed and not errors:
         L.append("Nothing: every check passed and every broken runtime was caught.")
     for c in failed:
-        L.append(f"- **{c.scenario} / {c.name}** [{c.path}]: {c.summary}")
-        for k in ("violations", "problems", "examples"):
+        L.append(f"- **{c.scenario} / {c.name}** [{c.path}] ({c.verdict}): {c.summary}")
+        for k in ("violations", "problems", "wrong", "examples"):
             if c.details.get(k):
                 L.append(f"  - {k}: `{json.dumps(_sanitize(c.details[k]), default=str)[:600]}`")
     for m in missed:
@@ -494,36 +514,42 @@ def write_summary(
     for r in errors:
         L.append(f"- **{r.label} crashed**:\n\n```\n{(r.error or '').strip()[-2000:]}\n```")
     L.append("")
-    L.append("## What was simulated")
-    L.append("")
-    for r in main:
-        s = scenarios[r.scenario]
-        models = dict(zip(s.order, s.weights, strict=True)) if s.weights else list(s.order)
-        L.append(f"### {s.name}")
-        L.append("")
-        L.append(s.description)
-        L.append("")
+    return L
+
+
+def _config_line(sc: Scenario) -> str:
+    models = dict(zip(sc.order, sc.weights, strict=True)) if sc.weights else list(sc.order)
+    parts = [f"models={models}"]
+    for name in ("max_retries", "timeout", "backoff"):
+        if name in sc.config:
+            parts.append(f"{name}={sc.config[name]}")
+    parts.append(f"retry_after_cap={sc.retry_after_cap:g}")
+    if sc.jitter:
+        parts.append(f"jitter={sc.jitter:g}")
+    with_messages = [k for k, m in sc.messages.items() if m]
+    if with_messages:
+        parts.append(f"model_messages for {with_messages}")
+    return "- Configuration: " + ", ".join(parts)
+
+
+def section_scenarios(s: Summary) -> list[str]:
+    L = ["## What was simulated", ""]
+    for r in s.main:
+        sc = s.scenarios[r.scenario]
         mode = {
             "sync": "sync clients, in-process transport, virtual clock",
             "async": "async clients, in-process transport, virtual-time event loop",
-            "server": f"sync clients over real sockets to the loopback server (delays x{s.time_scale:g})",
-        }[s.mode]
+            "server": f"sync clients over real sockets to the loopback server (delays x{sc.time_scale:g})",
+        }[sc.mode]
+        L += [f"### {sc.name}", "", sc.description, ""]
         L.append(
-            f"- {r.n:,} requests (`model={s.traffic.model!r}`, one every {s.traffic.interval:g} s"
-            + (f", {s.traffic.stream:.0%} streamed" if s.traffic.stream else "")
+            f"- {r.n:,} requests (`model={sc.traffic.model!r}`, one every {sc.traffic.interval:g} s"
+            + (f", {sc.traffic.stream:.0%} streamed" if sc.traffic.stream else "")
             + f"); {mode}; seed {r.seed}."
         )
-        L.append(
-            f"- Configuration: models={models}, max_retries={s.config.get('max_retries', 1)}, "
-            f"timeout={s.config.get('timeout', 60)}, backoff={s.config.get('backoff', 2.0)}"
-            + (
-                f", retry_after_cap={s.config['retry_after_cap']}"
-                if "retry_after_cap" in s.config
-                else ""
-            )
-        )
+        L.append(_config_line(sc))
         L.append("- Faults:")
-        L.extend(_fault_lines(s))
+        L.extend(_fault_lines(sc))
         L.append(
             f"- Ran in {r.wall_s:.1f} s of wall time for {r.virtual_s:,.0f} s of simulated time; "
             f"{r.http_requests:,} HTTP requests"
@@ -531,43 +557,56 @@ def write_summary(
             + "."
         )
         L.append("")
-    L.append("## Checks")
-    L.append("")
-    L.append(
-        "| scenario | check | path | method | statistic | p-value | n | n by power analysis | seed | result |"
-    )
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
-    for c in checks:
+    return L
+
+
+def section_checks(s: Summary) -> list[str]:
+    L = [
+        "## Checks",
+        "",
+        "| scenario | check | path | method | statistic | p-value | n | n by power analysis | seed | result |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in s.checks:
         L.append(
             f"| {c.scenario} | {c.name} | {c.path} | {c.method} | {_fmt(c.statistic)} | {_fmt(c.p_value)} | "
             f"{c.n:,} | {f'{c.required_n:,}' if c.required_n else '—'} | {c.seed} | "
-            f"{'pass' if c.passed else '**FAIL**'}{'' if c.exercised else ' (not exercised)'} |"
+            + {"pass": "pass", "fail": "**FAIL**", "not exercised": "**NOT EXERCISED**"}[c.verdict]
+            + ("" if c.exercised or not c.passed else " (nothing to judge; none predicted)")
+            + " |"
         )
-    L.append("")
-    L.append(
-        "Statistic: chi-square for weights, the observed success rate for `success_rate`, the number of "
-        "violations for the exact checks, the largest deviation in seconds for `backoff_waits` (the "
-        "Kolmogorov-Smirnov D of the jitter draws when the scenario sets `jitter`)."
-    )
-    L.append("")
-    for r in main:
-        L.append(f"**{r.scenario}**")
-        L.append("")
+    L += [
+        "",
+        "Statistic: chi-square for weights, the observed success rate for `success_rate`, the "
+        "number of violations for the exact checks, the largest deviation in seconds for "
+        "`backoff_waits` (the Kolmogorov-Smirnov D of the jitter draws when the scenario sets "
+        "`jitter`). An exact check that saw no event to judge is NOT EXERCISED (a failure) when "
+        "the fault rates predicted at least 14 such events (P(none) < 1e-6).",
+        "",
+    ]
+    for r in s.main:
+        L += [f"**{r.scenario}**", ""]
         for c in r.checks:
             L.append(f"- `{c.name}` [{c.path}]: {c.summary}.")
             if c.name in ("first_choice_weights", "fallback_weights") and c.n and c.path == "sdk":
                 d = c.details.get("detectable_delta")
                 if d:
                     L.append(
-                        f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with power "
-                        f"{power.POWER} (the power analysis asks {c.required_n:,} for 1 point)."
+                        f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with "
+                        f"power {power.POWER} (the power analysis asks {c.required_n:,} for 1 point)."
                     )
         L.append("")
-    L.append("## Broken runtimes (the checks must be able to fail)")
-    L.append("")
-    L.append("| mutant | what is broken | scenario | target check | n | caught | evidence |")
-    L.append("|---|---|---|---|---|---|---|")
-    for m in mutants:
+    return L
+
+
+def section_mutants(s: Summary) -> list[str]:
+    L = [
+        "## Broken runtimes (the checks must be able to fail)",
+        "",
+        "| mutant | what is broken | scenario | target check | n | caught | evidence |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in s.mutants:
         ev = (
             "; ".join(f"[{e['path']}] {e['summary']}" for e in m["evidence"])
             or (m["error"] or "")[:200]
@@ -577,22 +616,92 @@ def write_summary(
             f"{'**yes**' if m['caught'] else '**NO**'} | {ev} |"
         )
     L.append("")
-    L.append("## Sample sizes")
+    return L
+
+
+def section_detection_power(s: Summary) -> list[str]:
+    """Per mutant: caught at the fixed seed, and the rate over fresh seeds (``--detection``)."""
+    rates: dict[str, dict[str, Any]] = s.run.get("detection", {})
+    if not s.mutants and not rates:
+        return []
+    L = [
+        "## Detection power",
+        "",
+        "Each broken runtime at this run's seed, and (from `python -m chaos --detection K`) the "
+        "share of K fresh seeds at which its target check caught it. Exact checks are sized so "
+        "the broken behaviour shows with probability 1 - 1e-6; statistical ones by power analysis "
+        "for the mutant's own deviation at power 0.99 (alpha 0.001), so each is caught at least "
+        "99% of the time by design.",
+        "",
+        "| mutant | target check | kind | caught at this seed | fresh seeds | caught | rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    caught_here = {m["mutant"]: m["caught"] for m in s.mutants}
+    for name in sorted(set(caught_here) | set(rates)):
+        m = MUTANTS.get(name)
+        if m is None:
+            continue
+        d = rates.get(name)
+        here = caught_here.get(name)
+        L.append(
+            f"| {name} | {m.check} | {'statistical' if m.statistical else 'exact'} | "
+            + ("—" if here is None else ("yes" if here else "**NO**"))
+            + " | "
+            + (
+                f"{d['seeds']} | {d['caught']} | {d['caught'] / d['seeds']:.0%}"
+                if d
+                else "— | — | —"
+            )
+            + " |"
+        )
+    if rates:
+        seeds = next(iter(rates.values())).get("seed_list", [])
+        L += ["", f"Fresh seeds: {seeds}."]
     L.append("")
-    L.extend(run.get("power_notes", []))
-    L.append("")
-    if plots:
-        L.append("## Plots")
-        L.append("")
-        for p in plots:
-            L.append(f"![{p}]({p})")
-            L.append("")
-    path.write_text("\n".join(L) + "\n", encoding="utf-8")
+    return L
+
+
+def section_sizes(s: Summary) -> list[str]:
+    return ["## Sample sizes", "", *s.run.get("power_notes", []), ""]
+
+
+def section_plots(s: Summary) -> list[str]:
+    if not s.plots:
+        return []
+    L = ["## Plots", ""]
+    for p in s.plots:
+        L += [f"![{p}]({p})", ""]
+    return L
+
+
+#: The sections of ``summary.md``, in order: each returns its lines.
+SECTIONS = (
+    section_header,
+    section_failures,
+    section_scenarios,
+    section_checks,
+    section_mutants,
+    section_detection_power,
+    section_sizes,
+    section_plots,
+)
+
+
+def write_summary(
+    path: Path,
+    results: Sequence[JobResult],
+    scenarios: dict[str, Scenario],
+    run: dict[str, Any],
+    plots: list[str],
+) -> None:
+    summary = Summary(results, scenarios, run, plots)
+    lines = [line for section in SECTIONS for line in section(summary)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> list[str]:
     """The power analysis, in words and numbers, for the summary."""
-    from .runner import auto_sizes
+    from .sizing import auto_sizes
 
     notes = [
         f"Each statistical check is sized to detect a {power.DELTA * 100:g}-point deviation at "

@@ -7,6 +7,7 @@ field and the fix, before anything runs. The format is documented in ``chaos/REA
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -15,20 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from notdiamond._config import ModelSettings
+
 from .faults import FaultModelError, ProviderFaults
 
 SCENARIO_DIR: Final = Path(__file__).parent / "scenarios"
-
-#: The checks, in report order (see ``chaos/checks.py``).
-CHECK_NAMES: Final = (
-    "first_choice_weights",
-    "fallback_weights",
-    "fallback_order",
-    "attempts_per_policy",
-    "backoff_waits",
-    "success_rate",
-    "conservation",
-)
 
 Mode = Literal["sync", "async", "server"]
 
@@ -42,7 +34,15 @@ _TOP_FIELDS: Final = {
     "server",
     "selector_draws",
 }
-_CONFIG_FIELDS: Final = {"models", "max_retries", "timeout", "backoff", "retry_after_cap", "jitter"}
+_CONFIG_FIELDS: Final = {
+    "models",
+    "max_retries",
+    "timeout",
+    "backoff",
+    "model_messages",
+    "retry_after_cap",
+    "jitter",
+}
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
 
@@ -83,32 +83,33 @@ class Scenario:
     order: tuple[str, ...] = field(default=())
     weights: tuple[float, ...] | None = None
 
-    # -- the configuration, as the runtime will read it ------------------------------------
-    def per_model(self, name: str, default: float) -> dict[str, float]:
-        raw = self.config.get(name, default)
-        if isinstance(raw, Mapping):
-            return {k: float(raw.get(k, default)) for k in self.order}
-        return dict.fromkeys(self.order, float(raw))
+    #: Per model, the settings exactly as the runtime parsed them (``notdiamond._config``).
+    settings: Mapping[str, ModelSettings] = field(default_factory=dict)
+    #: ``retry_after_cap`` and ``jitter`` as the runtime reads them (its defaults when absent).
+    retry_after_cap: float = 60.0
+    jitter: float = 0.0
 
+    # -- the configuration, as the runtime reads it ---------------------------------------
     @property
     def max_attempts(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.per_model("max_retries", 1).items()}
+        return {k: s.max_attempts for k, s in self.settings.items()}
 
     @property
     def timeouts(self) -> dict[str, float]:
-        return self.per_model("timeout", 60.0)
+        return {k: s.timeout for k, s in self.settings.items()}
 
     @property
     def backoffs(self) -> dict[str, float]:
-        return self.per_model("backoff", 2.0)
+        return {k: s.backoff for k, s in self.settings.items()}
 
     @property
-    def retry_after_cap(self) -> float:
-        return float(self.config.get("retry_after_cap", 60.0))
+    def messages(self) -> dict[str, tuple[Any, ...]]:
+        """Per model, the ``model_messages`` prepended to every attempt (empty: none)."""
+        return {k: tuple(s.messages) for k, s in self.settings.items()}
 
-    @property
-    def jitter(self) -> float:
-        return float(self.config.get("jitter", 0.0))
+    def init_kwargs(self) -> dict[str, Any]:
+        """What ``notdiamond.init`` gets besides the clients: the file's ``config``."""
+        return dict(self.config)
 
     @property
     def weighted(self) -> bool:
@@ -222,14 +223,15 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
     model = str(traffic_raw.get("model", "notdiamond"))
     traffic = Traffic(n, model, float(interval), float(stream), quick_n)
 
-    checks_raw = raw.get("checks", list(CHECK_NAMES))
+    from .checks import check_names
+
+    names = check_names()
+    checks_raw = raw.get("checks", list(names))
     if not isinstance(checks_raw, list) or not checks_raw:
-        raise _fail(source, f"checks: a non-empty list drawn from {list(CHECK_NAMES)}.")
-    unknown_checks = [c for c in checks_raw if c not in CHECK_NAMES]
+        raise _fail(source, f"checks: a non-empty list drawn from {list(names)}.")
+    unknown_checks = [c for c in checks_raw if c not in names]
     if unknown_checks:
-        raise _fail(
-            source, f"checks: {unknown_checks} unknown; the checks are {list(CHECK_NAMES)}."
-        )
+        raise _fail(source, f"checks: {unknown_checks} unknown; the checks are {list(names)}.")
 
     server_raw = raw.get("server", {})
     if not isinstance(server_raw, Mapping) or set(server_raw) - _SERVER_FIELDS:
@@ -252,7 +254,7 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         config=dict(config),
         providers=providers,
         traffic=traffic,
-        checks=tuple(c for c in CHECK_NAMES if c in checks_raw),
+        checks=tuple(c for c in names if c in checks_raw),
         time_scale=float(time_scale),
         selector_draws=bool(raw.get("selector_draws", False)),
         source=source,
@@ -263,33 +265,56 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(
             source, f"traffic.model: {model!r} is neither 'notdiamond' nor a configured model."
         )
-    _validate_with_runtime(scenario)
-    return scenario
+    if mode == "server" and any(f.retry_after.header == "http-date" for f in providers.values()):
+        raise _fail(
+            source,
+            "retry_after.header 'http-date' is for in-process modes: over real sockets the "
+            "server's delays are scaled, an HTTP date is not. Use 'retry-after-ms'.",
+        )
+    return _with_runtime_settings(scenario)
 
 
-def _validate_with_runtime(scenario: Scenario) -> None:
-    """Let the runtime's own validation judge the configuration (its messages name the fix)."""
+def _with_runtime_settings(scenario: Scenario) -> Scenario:
+    """Let the runtime parse the configuration with its own code: its validation (messages that
+    name the fix) and its per-model settings and defaults, which the checks then compare with."""
     from notdiamond._config import parse_config
 
+    config = scenario.config
+    defaults = _runtime_defaults()
     try:
-        parse_config(
-            scenario.config["models"],
-            max_retries=scenario.config.get("max_retries", 1),
-            timeout=scenario.config.get("timeout", 60.0),
-            backoff=scenario.config.get("backoff", 2.0),
-            model_messages=None,
+        parsed = parse_config(
+            config["models"],
+            max_retries=config.get("max_retries", defaults["max_retries"]),
+            timeout=config.get("timeout", defaults["timeout"]),
+            backoff=config.get("backoff", defaults["backoff"]),
+            model_messages=config.get("model_messages"),
             available_providers=frozenset(scenario.provider_set()),  # type: ignore[arg-type]
         )
+        cap = _runtime_option("retry_after_cap", config.get("retry_after_cap"))
+        jitter = _runtime_option("jitter", config.get("jitter"))
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
-    jitter = scenario.config.get("jitter", 0.0)
-    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
-        raise _fail(
-            scenario.source, f"config.jitter: a fraction from 0 (off) to 1, got {jitter!r}."
-        )
-    cap = scenario.config.get("retry_after_cap", 60.0)
-    if isinstance(cap, bool) or not isinstance(cap, int | float) or cap < 0:
-        raise _fail(scenario.source, f"config.retry_after_cap: seconds >= 0, got {cap!r}.")
+    return dataclasses.replace(
+        scenario, settings=dict(parsed.settings), retry_after_cap=cap, jitter=jitter
+    )
+
+
+def _runtime_defaults() -> dict[str, Any]:
+    """``init``'s defaults for the per-model settings, from the runtime itself."""
+    import inspect
+
+    import notdiamond
+
+    params = inspect.signature(notdiamond.init).parameters
+    return {name: params[name].default for name in ("max_retries", "timeout", "backoff")}
+
+
+def _runtime_option(name: str, value: object) -> float:
+    """A keyword-only ``init`` option, validated and defaulted by the runtime's own code."""
+    from notdiamond._options import OPTIONS, OptionContext
+
+    option = OPTIONS[name]
+    return float(option.check(option.default if value is None else value, OptionContext(False)))  # type: ignore[arg-type]
 
 
 def load(path: Path | str) -> Scenario:

@@ -30,8 +30,11 @@ _STATUS_TEXT = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     408: "Request Timeout",
+    409: "Conflict",
+    422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -201,9 +204,10 @@ class LoopbackServer:
         provider = "azure" if path.startswith("/openai/deployments/") else "openai"
         fake = self.fake
         start = self.now()
-        outcome, key, model, rid, stream = fake.decide(
+        outcome, sent = fake.decide(
             provider, path, headers, body, self._timeout_for(provider, path, body)
         )
+        model, stream = sent.model, sent.stream
         if outcome.latency > 0:
             await asyncio.sleep(outcome.latency * self.scale)
         kind = outcome.kind
@@ -211,11 +215,11 @@ class LoopbackServer:
             if kind == "read_timeout":
                 # hold the answer past the client's (scaled) timeout, then drop the connection
                 await asyncio.sleep(0.25)
-            fake.record(rid, key, provider, start, outcome, stream)
+            fake.record(sent, provider, start, outcome)
             writer.transport.abort()
             return False
         if kind == "ok" and stream:
-            fake.record(rid, key, provider, start, outcome, stream)
+            fake.record(sent, provider, start, outcome)
             head = (
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                 "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
@@ -231,14 +235,13 @@ class LoopbackServer:
             await writer.drain()
             return True
         if kind == "ok":
-            fake.record(rid, key, provider, start, outcome, stream)
+            fake.record(sent, provider, start, outcome)
             await self._write(writer, 200, {"content-type": "application/json"}, fake.body(model))
             return True
         status = int(kind)
-        fake.record(rid, key, provider, start, outcome, stream)
-        await self._write(
-            writer, status, fake.error_headers(outcome), error_body(status, outcome.source)
-        )
+        error_headers = fake.error_headers(outcome)  # names the record appended next
+        fake.record(sent, provider, start, outcome)
+        await self._write(writer, status, error_headers, error_body(status, outcome.source))
         return True
 
     def _timeout_for(self, provider: str, path: str, body: bytes) -> float:

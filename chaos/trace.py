@@ -20,6 +20,24 @@ from typing import Any, NamedTuple
 current_request: contextvars.ContextVar[int] = contextvars.ContextVar("chaos_request", default=-1)
 
 REQUEST_HEADER = "x-chaos-request"
+#: Sent back on every error answer: the index of its :class:`HttpRecord` in ``Trace.http``.
+HTTP_ID_HEADER = "x-chaos-http"
+
+
+class Sent(NamedTuple):
+    """What one HTTP request carried, as the fake provider read it."""
+
+    request: int
+    key: str
+    #: The model as the provider names it (Azure: the deployment in the path).
+    model: str
+    #: ``model`` in the JSON body.
+    body_model: str
+    #: ``messages`` in the JSON body, as compact JSON with sorted keys.
+    messages: str
+    #: The read timeout of the request (the SDK's ``timeout`` extension); None when unknown.
+    timeout: float | None
+    stream: bool
 
 
 class HttpRecord(NamedTuple):
@@ -36,6 +54,16 @@ class HttpRecord(NamedTuple):
     source: str
     stream: bool
     latency: float
+    #: ``model`` in the JSON body the provider received.
+    body_model: str = ""
+    #: ``messages`` the provider received (compact JSON, sorted keys).
+    messages: str = ""
+    #: The read timeout the request carried (None: not visible, e.g. over real sockets).
+    timeout: float | None = None
+    #: Index of this record in ``Trace.http`` (error answers carry it as ``x-chaos-http``).
+    http_id: int = -1
+    #: The header that carried ``retry_after`` (``retry-after``, ``retry-after-ms``).
+    retry_after_header: str | None = None
 
 
 class AttemptRecord(NamedTuple):
@@ -52,12 +80,32 @@ class AttemptRecord(NamedTuple):
     next_wait: float | None
 
 
+class Failure(NamedTuple):
+    """One entry of ``exc.notdiamond_failures`` on the error a caller received."""
+
+    key: str
+    attempt: int
+    error: str
+    #: ``x-chaos-http`` of the answer the error came from (None: no answer, e.g. a reset).
+    http_id: int | None
+    #: Whether this entry's exception is the very object the caller received.
+    is_raised: bool
+
+
 class Ending(NamedTuple):
     request: int
     #: ``response`` (complete), ``stream_error`` (answer began, then broke), ``error`` (raised).
     kind: str
     error: str | None
     at: float
+    #: Errors: ``x-chaos-http`` of the answer the raised error came from.
+    http_id: int | None = None
+    #: Errors: ``exc.notdiamond_failures`` as recorded (None: not attached).
+    failures: tuple[Failure, ...] | None = None
+    #: Errors: whether a note on the exception names the earlier failures.
+    noted: bool = False
+    #: Responses: the type of what the call returned (``ChatCompletion``, ``Stream``...).
+    returned: str | None = None
 
 
 @dataclass
@@ -106,3 +154,35 @@ class Trace:
         for rec in self.endings:
             grouped[rec.request].append(rec)
         return grouped
+
+
+#: The caller's messages of every request the harness sends (model_messages go before them).
+CALLER_MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "chaos"}]
+
+
+def _http_id(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    raw = headers.get(HTTP_ID_HEADER)
+    return int(raw) if raw is not None else None
+
+
+def error_ending(request: int, exc: BaseException, at: float, kind: str = "error") -> Ending:
+    """How a request ended when its call raised ``exc``: the class, the answer it came from, and
+    what the runtime attached (``notdiamond_failures``, a note)."""
+    attached = getattr(exc, "notdiamond_failures", None)
+    failures = None
+    if isinstance(attached, tuple):
+        failures = tuple(
+            Failure(str(key), int(attempt), type(e).__name__, _http_id(e), e is exc)
+            for key, attempt, e in attached
+        )
+    notes = getattr(exc, "__notes__", None) or []
+    noted = any("notdiamond" in str(note) for note in notes)
+    return Ending(request, kind, type(exc).__name__, at, _http_id(exc), failures, noted)
+
+
+def response_ending(request: int, returned: object, at: float) -> Ending:
+    return Ending(request, "response", None, at, returned=type(returned).__name__)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from .faults import FaultSampler, Outcome, ProviderFaults
-from .trace import REQUEST_HEADER, HttpRecord, Trace
+from .trace import HTTP_ID_HEADER, REQUEST_HEADER, HttpRecord, Sent, Trace
 
 #: Chunks in a complete streamed answer (before the final chunk and ``[DONE]``).
 STREAM_CHUNKS = 4
@@ -28,7 +29,11 @@ STREAM_CHUNKS = 4
 _REASONS = {
     400: ("Bad Request", "invalid_request_error"),
     401: ("Unauthorized", "authentication_error"),
+    403: ("Forbidden", "permission_denied"),
+    404: ("Not Found", "not_found_error"),
     408: ("Request Timeout", "timeout"),
+    409: ("Conflict", "conflict"),
+    422: ("Unprocessable Entity", "invalid_request_error"),
     429: ("Too Many Requests", "rate_limit_exceeded"),
     500: ("Internal Server Error", "server_error"),
     502: ("Bad Gateway", "server_error"),
@@ -118,6 +123,8 @@ class FakeProvider:
         self.trace = trace
         self.clock = clock
         self._bodies: dict[str, bytes] = {}
+        #: One copy of each distinct messages text (a run sends few distinct ones, many times).
+        self._messages: dict[str, str] = {}
         self._chunks: dict[str, list[bytes]] = {}
 
     def key_of(self, provider: str, path: str, body: Mapping[str, Any]) -> tuple[str, str]:
@@ -131,31 +138,45 @@ class FakeProvider:
 
     def decide(
         self, provider: str, path: str, headers: Mapping[str, str], raw_body: bytes, timeout: float
-    ) -> tuple[Outcome, str, str, int, bool]:
+    ) -> tuple[Outcome, Sent]:
+        """The outcome of one request, and what it carried (for the trace)."""
         body = json.loads(raw_body) if raw_body else {}
         key, model = self.key_of(provider, path, body)
         stream = bool(body.get("stream"))
         sampler = self.samplers.get(key)
         request = int(headers.get(REQUEST_HEADER, "-1"))
+        messages = json.dumps(body.get("messages"), sort_keys=True, separators=(",", ":"))
+        sent = Sent(
+            request,
+            key,
+            model,
+            str(body.get("model")),
+            self._messages.setdefault(messages, messages),
+            None if math.isinf(timeout) else timeout,
+            stream,
+        )
         if sampler is None:
-            return Outcome("400", 0.0, source="unknown-model"), key, model, request, stream
-        return sampler.draw(self.clock(), timeout, stream), key, model, request, stream
+            return Outcome("400", 0.0, source="unknown-model"), sent
+        return sampler.draw(self.clock(), timeout, stream), sent
 
-    def record(
-        self, request: int, key: str, provider: str, start: float, outcome: Outcome, stream: bool
-    ) -> None:
+    def record(self, sent: Sent, provider: str, start: float, outcome: Outcome) -> None:
         self.trace.http.append(
             HttpRecord(
-                request,
-                key,
+                sent.request,
+                sent.key,
                 provider,
                 start,
                 self.clock(),
                 outcome.kind,
                 None if outcome.retry_after is None else outcome.retry_after[2],
                 outcome.source,
-                stream,
+                sent.stream,
                 outcome.latency,
+                sent.body_model,
+                sent.messages,
+                sent.timeout,
+                len(self.trace.http),
+                None if outcome.retry_after is None else outcome.retry_after[0],
             )
         )
 
@@ -171,9 +192,10 @@ class FakeProvider:
             cached = self._chunks[model] = stream_chunks(model)
         return cached
 
-    @staticmethod
-    def error_headers(outcome: Outcome) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
+    def error_headers(self, outcome: Outcome) -> dict[str, str]:
+        """Headers of an error answer: its Retry-After, and the index of its trace record (so the
+        error a caller receives can be traced to the answer it came from)."""
+        headers = {"content-type": "application/json", HTTP_ID_HEADER: str(len(self.trace.http))}
         if outcome.retry_after is not None:
             headers[outcome.retry_after[0]] = outcome.retry_after[1]
         return headers
@@ -185,9 +207,7 @@ def _timeout_of(request: Any) -> float:
     return float(read) if read is not None else float("inf")
 
 
-def _decide(
-    fake: FakeProvider, provider: str, request: Any, body: bytes
-) -> tuple[Outcome, str, str, int, bool]:
+def _decide(fake: FakeProvider, provider: str, request: Any, body: bytes) -> tuple[Outcome, Sent]:
     """:meth:`FakeProvider.decide` for an ``httpx``-like request whose body has been read."""
     return fake.decide(provider, request.url.path, request.headers, body, _timeout_of(request))
 
@@ -272,10 +292,12 @@ def make_transports(http: Any) -> tuple[type, type]:
         def handle_request(self, request: Any) -> Any:
             fake = self.fake
             start = fake.clock()
-            outcome, key, model, rid, stream = _decide(fake, self.provider, request, request.read())
+            outcome, sent = _decide(fake, self.provider, request, request.read())
             self.advance(outcome.latency)
-            fake.record(rid, key, self.provider, start, outcome, stream)
-            return respond(fake, request, outcome, model, stream)
+            try:  # the answer first (its headers name the record appended next), then the record
+                return respond(fake, request, outcome, sent.model, sent.stream)
+            finally:
+                fake.record(sent, self.provider, start, outcome)
 
     class AsyncFakeTransport(http.AsyncBaseTransport):  # type: ignore[misc]
         """Async: the latency is an ``asyncio.sleep`` (virtual on :class:`VirtualTimeLoop`)."""
@@ -286,13 +308,13 @@ def make_transports(http: Any) -> tuple[type, type]:
         async def handle_async_request(self, request: Any) -> Any:
             fake = self.fake
             start = fake.clock()
-            outcome, key, model, rid, stream = _decide(
-                fake, self.provider, request, await request.aread()
-            )
+            outcome, sent = _decide(fake, self.provider, request, await request.aread())
             if outcome.latency > 0:
                 await asyncio.sleep(outcome.latency)
-            fake.record(rid, key, self.provider, start, outcome, stream)
-            return respond_async(fake, request, outcome, model, stream)
+            try:
+                return respond_async(fake, request, outcome, sent.model, sent.stream)
+            finally:
+                fake.record(sent, self.provider, start, outcome)
 
     return FakeTransport, AsyncFakeTransport
 

@@ -9,49 +9,22 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from openai import APIConnectionError, APITimeoutError, NotGiven
 
 from ._deadline import DeadlineExceeded, block_deadline
+from ._events import AttemptEvent, Decision, FailureRecord
 from ._policy import status_of
 from ._sdk import placeholder_request
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-    from ._pipeline import Pipeline
+    from ._assembly import Pipeline
     from ._sdk import FinalRequestOptions
 
 logger = logging.getLogger("notdiamond")
-
-Decision = Literal["success", "retry", "fallback", "raise"]
-
-#: ``(model key, attempt number on that model, the exception)`` for each failed attempt of a call.
-FailureRecord = tuple[str, int, Exception]
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptEvent:
-    """One attempt, as the manager's ``observer`` sees it. Times come from the manager's clock.
-
-    ``decision`` is what followed: ``success``; ``retry`` (same model, after ``next_wait`` s);
-    ``fallback`` (to another model, at once); ``raise`` (no model left: the error reaches the caller).
-    """
-
-    call_id: int
-    model: str
-    provider: str
-    attempt: int
-    started: float
-    finished: float
-    wait_before: float
-    decision: Decision
-    error: BaseException | None = None
-    status_code: int | None = None
-    next_wait: float | None = None
-
 
 _call_ids: Final = itertools.count(1)
 
@@ -302,13 +275,12 @@ class CallState:
         return attach_failures(last, self.failures)
 
     def _time_up_or_unavailable(self) -> Exception:
-        """No attempt can be sent now: the last error if there is one, else a deadline error."""
-        if self.failures and not (self.deadline is not None and self.clamped):
-            return attach_failures(self.failures[-1][2], self.failures)
+        """No attempt can be sent now: the call's final error if it has failures, else a
+        deadline error (time is up) or :class:`ModelsUnavailable` (every model was skipped)."""
+        if self.failures:
+            return self.final_error()
         if self.deadline is not None:
             error: Exception = self._deadline_error()
-            if self.failures:
-                error.__cause__ = self.failures[-1][2]
         else:
             error = ModelsUnavailable(placeholder_request(self.client, self.options))
         return attach_failures(error, self.failures)

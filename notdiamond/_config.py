@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ._hints import near_miss
+from ._numbers import MAX_WAIT, describe, real_number, whole_number
 from ._sdk import PROVIDERS, Provider
 from ._types import Message
 
@@ -67,20 +69,52 @@ def check_key_form(text: object, *, where: str) -> str:
         )
     provider, sep, model = text.partition("/")
     if not sep or not provider or not model:
-        hint = f" such as 'openai/{text}' or 'azure/{text}'" if text and "/" not in text else ""
         raise ValueError(
-            f"{where}: {text!r} is not a model key. Use the full form '<provider>/<model>'{hint}."
+            f"{where}: {text!r} is not a model key. Use the full form '<provider>/<model>'"
+            f"{_key_form_hint(text)}."
         )
     return text
+
+
+#: Characters a key may have been written with instead of ``/`` after a provider name.
+_WRONG_SEPARATORS = (":", "\\", "|", ".", " ")
+
+
+def _key_form_hint(text: str) -> str:
+    """A suggestion for text that is not ``<provider>/<model>``, or ``""`` when none is sure."""
+    if not text or "/" in text:  # "openai/" or "/gpt-4o": nothing to guess
+        return ""
+    for sep in _WRONG_SEPARATORS:
+        head, found, rest = text.partition(sep)
+        provider = _provider_meant(head)
+        if found and rest and provider is not None:
+            return f", here {f'{provider}/{rest}'!r}"  # "openai:gpt-4o" -> "openai/gpt-4o"
+    return f" such as 'openai/{text}' or 'azure/{text}'"
+
+
+def _provider_meant(name: str) -> Provider | None:
+    """The supported provider ``name`` stands for: itself, in other case, or one typo away."""
+    folded = name.strip().lower()
+    if folded in PROVIDERS:
+        return folded
+    return near_miss(folded, PROVIDERS)  # type: ignore[return-value]
 
 
 def parse_model_key(text: object, *, where: str) -> ModelKey:
     """Parse ``<provider>/<model>`` for a supported provider, or raise naming the fix."""
     provider, _, model = check_key_form(text, where=where).partition("/")
     if provider not in PROVIDERS:
+        meant = _provider_meant(provider)
+        fix = (
+            f"Did you mean {f'{meant}/{model}'!r}?"
+            if meant is not None
+            else "Keys name the client that serves the model: 'openai/...' for OpenAI clients "
+            "(also OpenAI-compatible servers reached with base_url=), 'azure/...' for "
+            "AzureOpenAI clients."
+        )
         raise ValueError(
             f"{where}: {text!r} names provider {provider!r}; notdiamond supports "
-            f"{' and '.join(repr(p) for p in PROVIDERS)}. Use e.g. 'openai/{model}'."
+            f"{' and '.join(repr(p) for p in PROVIDERS)}. {fix}"
         )
     return ModelKey(provider, model)
 
@@ -117,12 +151,11 @@ def parse_models(models: object) -> tuple[tuple[str, ...], tuple[float, ...] | N
 
 
 def _weight(key: str, weight: object) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise TypeError(f"models[{key!r}]: the weight must be a number, got {weight!r}.")
-    value = float(weight)
+    where = f"models[{key!r}]"
+    value = real_number(weight, where=where, expected="the weight must be a number")
     if not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"models[{key!r}]: weight {weight!r} is not allowed. Weights are finite numbers >= 0 "
+            f"{where}: weight {describe(weight)} is not allowed. Weights are finite numbers >= 0 "
             "(0 turns a model off, also as a fallback)."
         )
     return value
@@ -151,6 +184,7 @@ class _PerModel(Generic[T]):
             for key, value in raw.items():
                 canonical = check_key_form(key, where=name)
                 if canonical not in configured:
+                    _refuse_typo(name, canonical, configured, raw)
                     logger.warning(
                         "notdiamond.init: %s has an entry for %r, which is not among the "
                         "configured models %s; it is ignored.",
@@ -168,12 +202,25 @@ class _PerModel(Generic[T]):
         return self.values.get(key, self.default)
 
 
-def _check_max_retries(where: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{where}: expected a whole number of attempts >= 1, got {value!r}. "
-            "(1 means one try, then fall back.)"
+def _refuse_typo(
+    name: str, key: str, configured: Sequence[str], entries: Mapping[object, object]
+) -> None:
+    """Refuse ``key`` when it is one typo away from a configured model that has no entry."""
+    meant = near_miss(key, (k for k in configured if k not in entries))
+    if meant is not None:
+        raise ValueError(
+            f"{name}: {key!r} is not a configured model, but {meant!r} is, one character "
+            f"apart. Did you mean {meant!r}? (If {key!r} is meant for another init, add an "
+            f"entry for {meant!r} too, and this one is ignored with a warning.)"
         )
+
+
+def _check_max_retries(where: str, value: object) -> int:
+    value = whole_number(
+        value,
+        where=where,
+        expected="a whole number of attempts >= 1 (1 means one try, then fall back)",
+    )
     if value < 1:
         raise ValueError(
             f"{where}: {value} attempts would never call the model. Use 1 or more "
@@ -183,24 +230,56 @@ def _check_max_retries(where: str, value: object) -> int:
 
 
 def _check_timeout(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where}: expected seconds per attempt as a number, got {value!r}.")
-    if not math.isfinite(value) or value <= 0:
+    seconds = real_number(value, where=where, expected="seconds per attempt as a number")
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_WAIT:
         raise ValueError(
-            f"{where}: {value!r} is not a usable timeout. Use a finite number of seconds > 0."
+            f"{where}: {describe(value)} is not a usable timeout. Use a finite number of "
+            f"seconds > 0 (and at most {MAX_WAIT:g})."
         )
-    return float(value)
+    return seconds
 
 
 def _check_backoff(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where}: expected a backoff base as a number, got {value!r}.")
-    if not math.isfinite(value) or value < 0:
+    base = real_number(value, where=where, expected="a backoff base as a number")
+    if not math.isfinite(base) or base < 0:
         raise ValueError(
-            f"{where}: {value!r} is not a usable backoff. Use a finite number >= 0 "
+            f"{where}: {describe(value)} is not a usable backoff. Use a finite number >= 0 "
             "(the wait after the k-th failure is backoff ** k seconds)."
         )
-    return float(value)
+    return base
+
+
+def longest_wait_fits(backoff: float, max_attempts: int) -> bool:
+    """``backoff ** (max_attempts - 1)``, the longest backoff wait of a model, is at most MAX_WAIT.
+
+    Holds for any attempt count, even one beyond a float (the power then overflows: too long).
+    """
+    if max_attempts <= 1 or backoff <= 1:
+        return True  # no wait at all, or none longer than a second
+    try:
+        return bool(backoff ** (max_attempts - 1) <= MAX_WAIT)
+    except OverflowError:
+        return False
+
+
+def _check_schedule(key: str, backoff: float, max_attempts: int) -> None:
+    if longest_wait_fits(backoff, max_attempts):
+        return
+    if backoff > MAX_WAIT:
+        fix = f"Use a backoff of at most {MAX_WAIT:g}, or max_retries=1 (no wait at all)"
+    else:
+        most = 1 + math.floor(math.log(MAX_WAIT) / math.log(backoff))
+        while not longest_wait_fits(backoff, most):  # floating-point rounding of the logarithms
+            most -= 1
+        while longest_wait_fits(backoff, most + 1):
+            most += 1
+        fix = f"Use max_retries <= {most} with this backoff, or a smaller backoff"
+    raise ValueError(
+        f"backoff[{key!r}]: backoff {backoff:g} with max_retries={describe(max_attempts)} "
+        f"would wait backoff ** {describe(max_attempts - 1)} seconds before the last attempt, "
+        f"beyond the longest single wait notdiamond takes ({MAX_WAIT:g} s, about 31 years). "
+        f"{fix}."
+    )
 
 
 def _check_messages(where: str, value: object) -> tuple[Message, ...]:
@@ -210,9 +289,9 @@ def _check_messages(where: str, value: object) -> tuple[Message, ...]:
             f'[{{"role": "system", "content": "..."}}], got {type(value).__name__}.'
         )
     for i, message in enumerate(value):
-        if not isinstance(message, Mapping) or "role" not in message:
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise TypeError(
-                f"{where}[{i}]: each message is a dict with a 'role', such as "
+                f"{where}[{i}]: each message is a dict with a 'role' string, such as "
                 f'{{"role": "system", "content": "..."}}.'
             )
     if value and value[0]["role"] not in OPENING_ROLES:
@@ -254,6 +333,7 @@ def parse_config(
                 f"Add an {'AzureOpenAI' if parsed.provider == 'azure' else 'OpenAI'} client "
                 "(async clients: the Async variant) to the client list, or remove the model."
             )
+        _check_schedule(key, backoffs[key], retries[key])
         settings[key] = ModelSettings(
             key=key,
             provider=parsed.provider,

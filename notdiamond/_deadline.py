@@ -8,12 +8,13 @@ clock. With both set, the smaller applies.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Final
 
 import openai
+
+from ._options import check_deadline
 
 #: Seconds allowed to each call started inside ``with notdiamond.deadline(s):``; ``None`` outside.
 block_deadline: Final[ContextVar[float | None]] = ContextVar("notdiamond_deadline", default=None)
@@ -38,22 +39,6 @@ class DeadlineExceeded(openai.APITimeoutError):
         return self.message
 
 
-def check_deadline(where: str, value: object) -> float:
-    """A deadline in seconds: a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where}: expected seconds as a number, got {value!r}.")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(
-            f"{where}: {value!r} is not a usable deadline. Use a finite number of seconds > 0, "
-            "e.g. 30.0 (or None for no deadline)."
-        )
-    return seconds
-
-
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Bound every managed call made inside the block to ``seconds`` from that call's start.
@@ -63,7 +48,7 @@ def deadline(seconds: float) -> Iterator[None]:
 
     Nested blocks: the innermost applies. An init ``deadline=`` also applies; the smaller wins.
     """
-    value = check_deadline("notdiamond.deadline(seconds)", seconds)
+    value = check_deadline(seconds, where="notdiamond.deadline(seconds)")
     token = block_deadline.set(value)
     try:
         yield

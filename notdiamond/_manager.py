@@ -9,11 +9,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _patching
+from ._assembly import Pipeline
 from ._config import Config, ModelSettings
-from ._pipeline import Observer, Pipeline, current_call
+from ._events import Observer
+from ._health.snapshot import ModelHealth, model_health
+from ._pipeline import current_call
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, set_request_fields
 from ._selection import ModelSelector, PriorityOrder, WeightedDraw
+from ._strategies.breaker import CircuitBreakerStrategy
+from ._strategies.budget import RetryBudgetStrategy
 from ._strategy import Strategy
 
 if TYPE_CHECKING:
@@ -202,6 +207,19 @@ class RetryManager:
     def get_next_model(self, failed_keys: Collection[str]) -> str | None:
         """The model to fall back to after ``failed_keys``; ``None`` when none is left."""
         return self._selector.next_model(failed_keys)
+
+    def health(self) -> dict[str, ModelHealth]:
+        """Each model's breaker state (closed, open, half_open), until when, and the counts behind
+        it (breaker and retry budget), as of the manager's clock. For dashboards."""
+        now = self.clock()
+        breakers: dict[str, Any] = {}
+        budgets: dict[str, Any] = {}
+        for strategy in self.strategies:
+            if isinstance(strategy, CircuitBreakerStrategy):
+                breakers.update(strategy.health(now))
+            elif isinstance(strategy, RetryBudgetStrategy):
+                budgets.update(strategy.health(now))
+        return model_health(self.models, breakers, budgets)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from openai import AsyncOpenAI
 
@@ -18,7 +18,18 @@ from ._call import CallState
 from ._pipeline import run_async, run_sync
 
 if TYPE_CHECKING:
-    from ._manager import BaseRetryWrapper
+    from ._assembly import Pipeline
+
+
+class Router(Protocol):
+    """What patching needs of the wrapper that serves a client (``RetryWrapper``)."""
+
+    pipeline: Pipeline
+
+    def route(self, options: Any) -> str | None:
+        """The first model key of a managed call, or ``None`` to pass the request through."""
+        ...
+
 
 #: Instance attribute holding the :class:`Slot` of a managed client and of its copies.
 SLOT_ATTR: Final = "_notdiamond_slot"
@@ -29,21 +40,32 @@ class Slot:
 
     __slots__ = ("copies", "original_class", "wrapper")
 
-    def __init__(self, wrapper: BaseRetryWrapper, original_class: type) -> None:
-        self.wrapper: BaseRetryWrapper | None = wrapper
+    def __init__(self, wrapper: Router, original_class: type) -> None:
+        self.wrapper: Router | None = wrapper
         self.original_class = original_class
         self.copies: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def adopt(self, copy: Any) -> None:
-        copy.__dict__[SLOT_ATTR] = self
-        self.copies.add(copy)
+        """Serve a copy just made from a managed client, or restore it if the slot was closed.
+
+        Under the module lock, as ``uninstall`` is: a copy made while ``close()`` runs in another
+        thread is either adopted before the slot is restored (and restored with it) or sees the
+        closed slot here and is restored at once; none keeps the patched class.
+        """
+        with _lock:
+            if self.wrapper is None:
+                if type(copy) is not self.original_class:
+                    copy.__class__ = self.original_class
+                return
+            copy.__dict__[SLOT_ATTR] = self
+            self.copies.add(copy)
 
 
 _lock = threading.Lock()
 _patched_classes: dict[type, type] = {}
 
 
-def install(client: Any, wrapper: BaseRetryWrapper) -> None:
+def install(client: Any, wrapper: Router) -> None:
     """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
@@ -55,16 +77,17 @@ def install(client: Any, wrapper: BaseRetryWrapper) -> None:
         client.__class__ = _patched_class(original)
 
 
-def uninstall(client: Any, wrapper: BaseRetryWrapper) -> bool:
+def uninstall(client: Any, wrapper: Router) -> bool:
     """Restore ``client`` and its copies if ``wrapper`` still serves them; report whether it did."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
         if slot is None or slot.wrapper is not wrapper:
             return False
         slot.wrapper = None
-        for obj in (client, *slot.copies):
+        # Copies are adopted under the same lock, so the set cannot change while it is read.
+        for obj in (client, *list(slot.copies)):
             obj.__class__ = slot.original_class
-            del obj.__dict__[SLOT_ATTR]
+            obj.__dict__.pop(SLOT_ATTR, None)
         slot.copies.clear()
         return True
 
@@ -86,10 +109,12 @@ def _make_patched_class(base: Any) -> type:
     base_copy = base.copy
 
     def copy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        new = base_copy(self, *args, **kwargs)
+        new = base_copy(self, *args, **kwargs)  # built as ``self.__class__(...)``: patched
         slot: Slot | None = self.__dict__.get(SLOT_ATTR)
         if slot is not None:
             slot.adopt(new)
+        elif type(new) is not base:  # ``self`` was restored by close() while the copy was built
+            new.__class__ = base
         return new
 
     # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of

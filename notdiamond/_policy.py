@@ -21,6 +21,8 @@ from tenacity.stop import stop_after_attempt, stop_base
 from tenacity.wait import wait_base
 
 from ._config import ModelSettings
+from ._numbers import DEFAULT_RETRY_AFTER_CAP as DEFAULT_RETRY_AFTER_CAP  # its home is _numbers
+from ._numbers import MAX_WAIT
 
 #: HTTP statuses worth another attempt on the same model (as the SDK itself retries them).
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
@@ -74,13 +76,21 @@ def _failure(state: RetryCallState) -> BaseException | None:
 
 
 class wait_backoff_power(wait_base):
-    """``backoff ** k`` after the k-th failed attempt (the original SDK's schedule)."""
+    """``backoff ** k`` after the k-th failed attempt (the original SDK's schedule).
+
+    Never longer than ``MAX_WAIT`` (``init`` refuses a schedule that would reach it, so this
+    only guards configurations built around ``init``); never an ``OverflowError``.
+    """
 
     def __init__(self, backoff: float) -> None:
         self.backoff = backoff
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        return float(self.backoff**retry_state.attempt_number)
+        try:
+            wait = float(self.backoff**retry_state.attempt_number)
+        except OverflowError:
+            return MAX_WAIT
+        return wait if wait <= MAX_WAIT else MAX_WAIT
 
 
 class wait_jitter(wait_base):
@@ -157,9 +167,6 @@ class RetryPolicy:
 
 #: tenacity's state objects want a controller; the policy only reads strategies, never runs it.
 _DECIDER: Final = Retrying()
-
-#: Default cap on a server-requested wait; beyond it the call falls back instead of waiting.
-DEFAULT_RETRY_AFTER_CAP: Final = 60.0
 
 
 def build_policy(

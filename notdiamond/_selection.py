@@ -6,6 +6,7 @@ yet failed in this call, renormalised. Randomness comes from the selector's own 
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from bisect import bisect_right
@@ -59,7 +60,7 @@ class WeightedDraw:
         candidates = [(k, w) for k, w in zip(order, weights, strict=True) if w > 0]
         self.keys = tuple(k for k, _ in candidates)
         self.weights = tuple(w for _, w in candidates)
-        self._cumulative = tuple(accumulate(self.weights))
+        self._cumulative = _cumulative(self.weights)
         self._rng = rng
         self._lock = threading.Lock()
         self.fixed_first: str | None = None
@@ -80,4 +81,15 @@ class WeightedDraw:
         if not remaining:
             return None
         keys = tuple(k for k, _ in remaining)
-        return self._draw(keys, tuple(accumulate(w for _, w in remaining)))
+        return self._draw(keys, _cumulative(tuple(w for _, w in remaining)))
+
+
+def _cumulative(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """Running sums of ``weights`` scaled by a power of two that brings the largest into [0.5, 1).
+
+    So the total never overflows (two weights of 1e308 draw half and half) and the smallest
+    weights keep their precision (two of 5e-324 too). Scaling by a power of two is exact, so
+    draws are the same as from the unscaled sums wherever those are finite.
+    """
+    _, exponent = math.frexp(max(weights))
+    return tuple(accumulate(math.ldexp(w, -exponent) for w in weights))

@@ -5,21 +5,39 @@ hooks it needs. The pipeline is assembled once per ``init``: for each hook it ke
 strategies that override it, so a hook nobody overrides costs nothing per call, and a strategy that
 is switched off is simply not in the pipeline. ``now`` is always the manager's injected clock.
 
-The per-call state a hook may read is :class:`notdiamond._call.CallState` (``call_id``, ``key``,
-``attempt``, ``started``, ``deadline``, ``failed``, ``probing``, ``sent``).
+What a hook may read of its call is :class:`CallView` (the runtime's ``CallState`` provides it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-if TYPE_CHECKING:
-    from ._call import CallState
+from typing import ClassVar, Literal, Protocol
 
 #: What a strategy says of a model before a call's first attempt on it: try it; try it with exactly
 #: one attempt (a half-open breaker's probe); or skip it (treated as failed for this call).
 Admission = Literal["admit", "probe", "skip"]
+
+
+class CallView(Protocol):
+    """What a strategy may read of the call it is consulted on (the runtime's ``CallState``)."""
+
+    @property
+    def call_id(self) -> int: ...  # unique per call, for logs and events
+    @property
+    def key(self) -> str: ...  # the model key of the current attempt
+    @property
+    def attempt(self) -> int: ...  # its attempt number on that model (1 = first)
+    @property
+    def started(self) -> float: ...  # the clock when the call started
+    @property
+    def deadline(self) -> float | None: ...  # the clock time the call must end by, if any
+    @property
+    def failed(self) -> set[str]: ...  # models given up on in this call (failed or skipped)
+    @property
+    def probing(self) -> str | None: ...  # the model this call probes (one attempt), if any
+    @property
+    def sent(self) -> int: ...  # attempts sent so far
+
 
 #: The hooks a pipeline dispatches, in the order a call meets them.
 HOOKS: tuple[str, ...] = (
@@ -40,24 +58,24 @@ class Strategy:
     #: A short name for logs, events and ``manager.strategies``.
     name: ClassVar[str] = "strategy"
 
-    def admit(self, call: CallState, key: str, now: float) -> Admission:
+    def admit(self, call: CallView, key: str, now: float) -> Admission:
         """Before the call's first attempt on ``key`` (first choice and every fallback)."""
         return "admit"
 
-    def last_resort(self, call: CallState, skipped: Sequence[str], now: float) -> str | None:
+    def last_resort(self, call: CallView, skipped: Sequence[str], now: float) -> str | None:
         """Every remaining model was skipped and nothing was sent yet: one to probe anyway."""
         return None
 
-    def attempt_started(self, call: CallState, key: str, attempt: int, now: float) -> None:
+    def attempt_started(self, call: CallView, key: str, attempt: int, now: float) -> None:
         """Attempt ``attempt`` (1 = the first on ``key`` in this call) is about to be sent."""
 
-    def attempt_succeeded(self, call: CallState, key: str, now: float) -> None:
+    def attempt_succeeded(self, call: CallView, key: str, now: float) -> None:
         """The attempt on ``key`` answered."""
 
-    def attempt_failed(self, call: CallState, key: str, exc: Exception, now: float) -> None:
+    def attempt_failed(self, call: CallView, key: str, exc: Exception, now: float) -> None:
         """The attempt on ``key`` failed with ``exc`` (before any retry decision)."""
 
-    def allow_retry(self, call: CallState, key: str, wait: float, now: float) -> bool:
+    def allow_retry(self, call: CallView, key: str, wait: float, now: float) -> bool:
         """The retry policy wants another attempt on ``key`` after ``wait`` s; False: fall back.
 
         Strategies are asked in pipeline order and the first False ends the asking, so one that
@@ -65,11 +83,11 @@ class Strategy:
         """
         return True
 
-    def readmit(self, call: CallState, key: str, now: float) -> bool:
+    def readmit(self, call: CallView, key: str, now: float) -> bool:
         """A wait before a retry of ``key`` just ended; False: the model opened meanwhile."""
         return True
 
-    def attempt_abandoned(self, call: CallState, key: str) -> None:
+    def attempt_abandoned(self, call: CallView, key: str) -> None:
         """The attempt on ``key`` ended without an outcome (cancelled, interrupted)."""
 
 

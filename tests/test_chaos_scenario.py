@@ -63,7 +63,7 @@ def test_every_builtin_scenario_loads() -> None:
             "'retry-after-ms'",
         ),
         (lambda d: d["config"].update(max_retries=0), "would never call the model"),
-        (lambda d: d["config"].update(jitter=1.5), "config.jitter: a fraction from 0 (off) to 1"),
+        (lambda d: d["config"].update(jitter=1.5), "config: jitter is the largest fraction"),
         (lambda d: d["config"].update(models=["gpt-4o"]), "full form '<provider>/<model>'"),
         (lambda d: d.update(checks=["vibes"]), "['vibes'] unknown"),
         (lambda d: d.update(mode="threads"), "use 'sync', 'async' or 'server'"),

@@ -112,6 +112,10 @@ def test_retry_after_in_whole_seconds_and_the_cap() -> None:
         ("408", openai.APIStatusError),
         ("400", openai.BadRequestError),
         ("401", openai.AuthenticationError),
+        ("403", openai.PermissionDeniedError),
+        ("404", openai.NotFoundError),
+        ("409", openai.ConflictError),
+        ("422", openai.UnprocessableEntityError),
         ("reset", openai.APIConnectionError),
         ("read_timeout", openai.APITimeoutError),
     ],
@@ -122,10 +126,56 @@ def test_faults_reach_the_runtime_as_the_sdk_errors(fault: str, error: type[Exce
     )
     with pytest.raises(error):
         env.call("azure")
-    attempts = 1 if fault in ("400", "401") else 2
+    attempts = 1 if fault in ("400", "401", "403", "404", "422") else 2
     assert len(env.trace.http) == attempts == len(env.trace.attempts)
     if fault == "read_timeout":
         assert env.trace.http[0].end - env.trace.http[0].start == 7.0
+
+
+def test_retry_after_on_503_as_an_http_date() -> None:
+    """An HTTP-date Retry-After asks for ``date - now`` of wall time, whole seconds of date: the
+    runtime waits that long in virtual time (less the real time its decision took)."""
+    env = SyncEnv(
+        {
+            "openai/gpt-4o": {
+                "errors": {"503": 1.0},
+                "retry_after": {"header": "http-date", "on": ["503"], "kind": "fixed", "value": 6},
+            }
+        },
+        ["openai/gpt-4o"],
+        max_retries=2,
+        backoff=1.0,
+    )
+    with pytest.raises(openai.InternalServerError) as info:
+        env.call()
+    assert info.value.response.headers["retry-after"].endswith(" GMT")
+    first = env.trace.http[0]
+    assert first.retry_after is not None
+    assert 6.0 <= first.retry_after < 7.0
+    (gap,) = env.gaps()
+    assert first.retry_after - 0.5 <= gap <= first.retry_after + 1e-9
+
+
+def test_every_attempt_records_what_it_sent() -> None:
+    env = SyncEnv(
+        {"openai/gpt-4o": {"errors": {"500": 1.0}}, "azure/gpt-4o": {}},
+        ["openai/gpt-4o", "azure/gpt-4o"],
+        max_retries={"openai/gpt-4o": 2},
+        timeout={"openai/gpt-4o": 4, "azure/gpt-4o": 9},
+        model_messages={"azure/gpt-4o": [{"role": "system", "content": "s"}]},
+    )
+    env.call()
+    sent = [(r.key, r.body_model, r.timeout, r.messages) for r in env.trace.http]
+    assert sent == [
+        ("openai/gpt-4o", "gpt-4o", 4.0, '[{"content":"hi","role":"user"}]'),
+        ("openai/gpt-4o", "gpt-4o", 4.0, '[{"content":"hi","role":"user"}]'),
+        (
+            "azure/gpt-4o",
+            "gpt-4o",
+            9.0,
+            '[{"content":"s","role":"system"},{"content":"hi","role":"user"}]',
+        ),
+    ]
 
 
 def test_latency_beyond_the_timeout_is_a_read_timeout_at_the_timeout() -> None:

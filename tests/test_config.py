@@ -34,7 +34,7 @@ def _refused(
         (["gpt-4o"], ValueError, r"'gpt-4o' is not a model key.*'openai/gpt-4o'"),
         (["openai/"], ValueError, "not a model key"),
         (["/gpt-4o"], ValueError, "not a model key"),
-        (["anthropic/claude"], ValueError, "provider 'anthropic'.*'openai/claude'"),
+        (["anthropic/claude"], ValueError, "provider 'anthropic'.*'openai/...' for OpenAI"),
         ([42], TypeError, "strings of the form"),
         ([], ValueError, "list is empty"),
         ({}, ValueError, "dict is empty"),
@@ -259,3 +259,126 @@ def test_shared_settings_may_name_other_providers(
         fake.openai(), models=M, timeout={"openai/gpt-4o": 5.0, "anthropic/claude": 9.0}
     )
     assert any("'anthropic/claude'" in r.getMessage() for r in nd_logs.records)
+
+
+# -- hints that are right (issue 7 §2) -----------------------------------------------------
+
+
+def _message(fake: FakeProvider, error: type[Exception], **kwargs: Any) -> str:
+    client = fake.openai()
+    with pytest.raises(error) as caught:
+        notdiamond.init(client, **kwargs)
+    assert type(client) is openai.OpenAI
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "suggested"),
+    [
+        ("openai:gpt-4o", "'openai/gpt-4o'"),
+        ("azure:gpt-4o-mini", "'azure/gpt-4o-mini'"),
+        ("OpenAI:gpt-4o", "'openai/gpt-4o'"),
+        ("openai ft:gpt-4o:org::id", "'openai/ft:gpt-4o:org::id'"),
+    ],
+)
+def test_provider_with_a_wrong_separator_is_not_doubled(
+    fake: FakeProvider, key: str, suggested: str
+) -> None:
+    message = _message(fake, ValueError, models=[key])
+    assert suggested in message
+    assert f"/{key}" not in message  # not 'openai/openai:gpt-4o'
+
+
+def test_a_bare_model_still_suggests_the_full_key(fake: FakeProvider) -> None:
+    message = _message(fake, ValueError, models=["ft:gpt-4o:org::id"])
+    assert "'openai/ft:gpt-4o:org::id'" in message
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "google", "mistral"])
+def test_unknown_provider_gets_no_blind_openai_suggestion(
+    fake: FakeProvider, provider: str
+) -> None:
+    message = _message(fake, ValueError, models=[f"{provider}/some-model"])
+    assert f"provider {provider!r}" in message
+    assert "'openai/some-model'" not in message
+    assert "base_url" in message
+
+
+@pytest.mark.parametrize(
+    ("provider", "meant"), [("OpenAI", "openai"), ("opneai", "openai"), ("Azure", "azure")]
+)
+def test_provider_one_typo_away_is_suggested(fake: FakeProvider, provider: str, meant: str) -> None:
+    message = _message(fake, ValueError, models=[f"{provider}/gpt-4o"])
+    assert f"Did you mean '{meant}/gpt-4o'?" in message
+
+
+@pytest.mark.parametrize(
+    ("option", "meant"),
+    [
+        ("retries", "max_retries"),
+        ("max_retry", "max_retries"),
+        ("timeouts", "timeout"),
+        ("model", "models"),
+        ("apikey", "api_key"),
+        ("back_off", "backoff"),
+        ("jiter", "jitter"),
+        ("retry_after", "retry_after_cap"),
+    ],
+)
+def test_unknown_option_suggestion_covers_the_parameters(
+    fake: FakeProvider, option: str, meant: str
+) -> None:
+    message = _message(fake, TypeError, models=M, **{option: 2})
+    assert f"did you mean {meant!r}?" in message
+    listed = message.split("are: ", 1)[1]
+    for name in ("max_retries", "timeout", "model_messages", "backoff", "seed", "jitter"):
+        assert name in listed
+
+
+def test_unknown_option_without_a_close_name_lists_them_all(fake: FakeProvider) -> None:
+    message = _message(fake, TypeError, models=M, zzz=1)
+    assert "'zzz'" in message
+    assert "did you mean" not in message
+    assert "max_retries" in message
+
+
+# -- a settings key one typo from a configured model is refused (issue 7 §2) ------------------
+
+
+@pytest.mark.parametrize("setting", ["max_retries", "timeout", "backoff", "model_messages"])
+@pytest.mark.parametrize(
+    "typo", ["openai/gpt4o", "openai/gpt-4oo", "openai/gtp-4o", "opneai/gpt-4o"]
+)
+def test_settings_key_one_typo_away_is_refused(fake: FakeProvider, setting: str, typo: str) -> None:
+    value: object = [{"role": "system", "content": "x"}] if setting == "model_messages" else 3
+    _refused(
+        fake,
+        ValueError,
+        rf"{setting}: '{typo}' is not a configured model.*Did you mean 'openai/gpt-4o'\?",
+        models=["openai/gpt-4o", "openai/gpt-4o-mini"],
+        **{setting: {typo: value}},
+    )
+
+
+def test_settings_key_one_typo_away_from_an_entry_that_exists_is_only_ignored(
+    fake: FakeProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
+    # One dict serving several init calls may hold 'openai/gpt-4' beside 'openai/gpt-4o':
+    # the configured model has its own entry, so the other one is not a typo of it.
+    manager = notdiamond.init(
+        fake.openai(), models=M, max_retries={"openai/gpt-4o": 3, "openai/gpt-4": 5}
+    )
+    assert manager.get_wrapper("openai/gpt-4o").get_max_retries("gpt-4o") == 3
+    assert any("'openai/gpt-4'" in r.getMessage() for r in nd_logs.records)
+
+
+def test_settings_keys_further_away_keep_warn_and_ignore(
+    fake: FakeProvider, nd_logs: pytest.LogCaptureFixture
+) -> None:
+    manager = notdiamond.init(
+        fake.openai(), models=M, timeout={"openai/gpt-4o-mini": 5.0, "azure/gpt-4o": 7.0}
+    )
+    assert manager.get_wrapper("openai/gpt-4o").get_timeout("gpt-4o") == 60.0
+    warned = " ".join(r.getMessage() for r in nd_logs.records if r.levelno == logging.WARNING)
+    assert "'openai/gpt-4o-mini'" in warned
+    assert "'azure/gpt-4o'" in warned

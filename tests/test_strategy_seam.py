@@ -8,8 +8,8 @@ import openai
 import pytest
 
 import notdiamond
+from notdiamond._assembly import Pipeline
 from notdiamond._call import CallState
-from notdiamond._pipeline import Pipeline
 from notdiamond._strategy import Admission, Strategy, overrides
 from tests.fakes import USER, FakeProvider, SleepRecorder, status
 

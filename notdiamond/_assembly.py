@@ -1,0 +1,57 @@
+"""The pipeline of one ``init``: everything a call consults, assembled once.
+
+It holds the per-model settings and retry policies, the fallback choice, the clock and sleep, and
+the strategies switched on, indexed by the hooks each one overrides. The drivers that run a call
+through it are in ``_pipeline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._events import Observer
+from ._strategy import HOOKS, Strategy, overrides
+
+if TYPE_CHECKING:
+    from ._config import ModelSettings
+    from ._policy import RetryPolicy
+
+
+class Pipeline:
+    """Everything a call consults, assembled once per ``init`` from the strategies switched on."""
+
+    def __init__(
+        self,
+        *,
+        settings: Mapping[str, ModelSettings],
+        next_model: Callable[[Collection[str]], str | None],
+        policies: Mapping[str, RetryPolicy],
+        strategies: Sequence[Strategy],
+        clock: Callable[[], float],
+        sleep: Any,
+        observer: Observer | None,
+        deadline: float | None,
+    ) -> None:
+        self.settings = settings
+        self.next_model = next_model
+        self.policies = policies
+        self.strategies = tuple(strategies)
+        self.clock = clock
+        self.sleep = sleep
+        self.observer = observer
+        self.deadline = deadline
+        #: Who sends each model's attempts: filled in once the wrappers exist.
+        self.wrapper_of: dict[str, Any] = {}
+        # For each hook, only the strategies that override it (a hook nobody overrides is skipped).
+        by_hook = {hook: tuple(s for s in self.strategies if overrides(s, hook)) for hook in HOOKS}
+        self.admit_by = by_hook["admit"]
+        self.last_resort_by = by_hook["last_resort"]
+        self.attempt_started_by = by_hook["attempt_started"]
+        self.attempt_succeeded_by = by_hook["attempt_succeeded"]
+        self.attempt_failed_by = by_hook["attempt_failed"]
+        self.allow_retry_by = by_hook["allow_retry"]
+        self.readmit_by = by_hook["readmit"]
+        self.attempt_abandoned_by = by_hook["attempt_abandoned"]
+        #: Whether every call reads the clock (strategies, observers and deadlines need it).
+        self.timed = bool(self.strategies) or observer is not None or deadline is not None

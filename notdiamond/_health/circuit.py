@@ -1,0 +1,364 @@
+"""The circuit-breaker state machine of one model key: closed, open, half-open.
+
+This module knows nothing about calls, SDK errors or strategies: it is told, on the manager's clock,
+that an attempt was admitted, succeeded, failed (with the server's ``Retry-After``, if any), ended
+with an outcome that says nothing about the model's health, or was abandoned. Its rules:
+
+- **Closed.** Every attempt is admitted. It opens on a failure when ``consecutive_failures``
+  failures came in a row (ignored outcomes neither break nor extend the run; a success ends it), or
+  when, counting the outcomes that ended within the last ``window`` seconds (time ``t`` with
+  ``t > now - window``), at least ``minimum_calls`` ended and ``failures / calls >= failure_ratio``.
+  Both rules are evaluated on failures only.
+- **Open** for the current break (``break_duration`` at first). Every admission is skipped;
+  outcomes of attempts admitted earlier are ignored. At ``now >= until`` the next admission finds it
+  **half-open**.
+- **Half-open.** One admission at a time gets the probe (a lease of ``probe_lease`` seconds; while
+  it is held every other admission is skipped; once it expires another caller may probe). The
+  probe's success closes the breaker and clears its counts and its doubling; the probe's failure
+  reopens it with the break doubled, up to ``max_break_duration``; an ignored or abandoned probe
+  just frees the lease. Other outcomes are ignored.
+- **Retry-After.** A failure whose ``Retry-After`` exceeds ``retry_after_cap`` opens the breaker at
+  once for at least that long, whatever its state (an open breaker's break is extended). Such an
+  opening does not double the break by itself.
+
+Every change of state is reported to ``on_transition`` after the lock is released (it may log).
+The success of an attempt on a closed breaker takes no lock: a counter reset and a deque append.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+State = Literal["closed", "open", "half_open"]
+Admission = Literal["admit", "probe", "skip"]
+Reason = Literal[
+    "consecutive_failures",
+    "failure_ratio",
+    "retry_after",
+    "probe_failed",
+    "probe_succeeded",
+    "break_ended",
+    "last_resort",
+]
+
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+HALF_OPEN: Final = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change of a breaker's state, with the figures behind it (never any message content).
+
+    ``at`` is the clock time at which it was made; ``until`` the end of the break (opens only);
+    ``break_duration`` how long that break is; ``failures``/``calls`` the window's counts and
+    ``consecutive`` the run of failures when it opened (zeros for other transitions).
+    """
+
+    key: str
+    before: State
+    after: State
+    at: float
+    reason: Reason
+    until: float | None = None
+    break_duration: float | None = None
+    failures: int = 0
+    calls: int = 0
+    consecutive: int = 0
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitHealth:
+    """A breaker as ``manager.health()`` shows it, for dashboards.
+
+    ``state`` as of ``now`` (an open breaker whose break has ended shows ``half_open``); ``until``
+    the end of the current break (``None`` when closed); ``failures``/``calls`` within the window
+    and ``consecutive`` failures in a row (while closed); ``next_break`` the length of the next
+    break a rule would open; ``last_opened`` the transition that last opened it, if any.
+    """
+
+    key: str
+    state: State
+    until: float | None
+    consecutive: int
+    failures: int
+    calls: int
+    next_break: float
+    probe_in_flight: bool
+    last_opened: Transition | None
+
+
+TransitionListener = Callable[[Transition], None]
+
+
+class Circuit:
+    """The breaker of one model key. Thread-safe; no lock is held while listeners run."""
+
+    __slots__ = (
+        "_bad",
+        "_break",
+        "_last_opened",
+        "_lease_token",
+        "_lease_until",
+        "_lock",
+        "_ok",
+        "_prune_at",
+        "_run",
+        "_tokens",
+        "break_duration",
+        "consecutive_failures",
+        "failure_ratio",
+        "key",
+        "max_break_duration",
+        "minimum_calls",
+        "on_transition",
+        "probe_lease",
+        "retry_after_cap",
+        "state",
+        "until",
+        "window",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        consecutive_failures: int,
+        failure_ratio: float,
+        minimum_calls: int,
+        window: float,
+        break_duration: float,
+        max_break_duration: float,
+        retry_after_cap: float = math.inf,
+        probe_lease: float | None = None,
+        on_transition: TransitionListener | None = None,
+    ) -> None:
+        self.key = key
+        self.consecutive_failures = consecutive_failures
+        self.failure_ratio = failure_ratio
+        self.minimum_calls = minimum_calls
+        self.window = window
+        self.break_duration = break_duration
+        self.max_break_duration = max_break_duration
+        self.retry_after_cap = retry_after_cap
+        self.probe_lease = max_break_duration if probe_lease is None else probe_lease
+        self.on_transition = on_transition
+        self._lock = threading.Lock()
+        #: Read without the lock by the success path and by admissions of a closed breaker.
+        self.state: State = CLOSED
+        self.until = 0.0  # end of the current break (meaningful while open or half-open)
+        self._run = 0  # failures in a row while closed
+        self._ok: deque[float] = deque()  # end times of successes while closed
+        self._bad: deque[float] = deque()  # end times of failures while closed
+        self._prune_at = 256
+        self._break = break_duration  # the next break a rule opens
+        self._tokens = 0  # probe lease tokens handed out so far
+        self._lease_token = 0  # token of the probe in flight (0: none)
+        self._lease_until = -math.inf
+        self._last_opened: Transition | None = None
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def admit(self, now: float) -> tuple[Admission, int]:
+        """``("admit", 0)``, ``("skip", 0)`` or ``("probe", token)``; report the token back."""
+        if self.state is CLOSED:
+            return "admit", 0
+        changed: Transition | None = None
+        with self._lock:
+            state = self.state
+            if state is CLOSED:
+                return "admit", 0
+            if state is OPEN:
+                if now < self.until:
+                    return "skip", 0
+                self.state = HALF_OPEN
+                changed = Transition(self.key, OPEN, HALF_OPEN, now, "break_ended")
+            if self._lease_token and now < self._lease_until:
+                decision: tuple[Admission, int] = ("skip", 0)
+            else:
+                decision = ("probe", self._take_lease(now))
+        self._report(changed)
+        return decision
+
+    def force_probe(self, now: float) -> int:
+        """Make this breaker half-open now and hand its probe to the caller (a last resort).
+
+        A probe already in flight loses its lease: its outcome will be ignored.
+        """
+        changed: Transition | None = None
+        with self._lock:
+            if self.state is CLOSED:
+                return 0
+            if self.state is OPEN:
+                self.state = HALF_OPEN
+                changed = Transition(self.key, OPEN, HALF_OPEN, now, "last_resort")
+            token = self._take_lease(now)
+        self._report(changed)
+        return token
+
+    def is_closed(self) -> bool:
+        return self.state is CLOSED
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def success(self, now: float, token: int = 0) -> None:
+        """An attempt succeeded. ``token``: the probe token if it was this breaker's probe.
+
+        A probe whose lease was lost counts as an ordinary outcome.
+        """
+        if token:
+            changed: Transition | None = None
+            with self._lock:
+                if token == self._lease_token:
+                    changed = Transition(self.key, HALF_OPEN, CLOSED, now, "probe_succeeded")
+                    self.state = CLOSED
+                    self._clear_counts()
+                    self._lease_token = 0
+                    self._lease_until = -math.inf
+                    self._break = self.break_duration
+            if changed is not None:
+                self._report(changed)
+                return
+        if self.state is CLOSED:
+            self._run = 0
+            ok = self._ok
+            ok.append(now)
+            if len(ok) > self._prune_at:
+                with self._lock:
+                    self._prune(now)
+        # Otherwise it was admitted before the breaker opened: it says nothing about the break.
+
+    def failure(self, now: float, retry_after: float | None = None, token: int = 0) -> None:
+        """An attempt failed in a way that counts against the model (5xx, timeouts, 401, ...)."""
+        server_break = (
+            retry_after if retry_after is not None and retry_after > self.retry_after_cap else None
+        )
+        changed: Transition | None = None
+        with self._lock:
+            state = self.state
+            if token and token == self._lease_token:  # this breaker's probe (so: half-open)
+                changed = self._open(now, "probe_failed", server_break, 0, 0, 0)
+            elif state is CLOSED:
+                self._run += 1
+                self._bad.append(now)
+                self._prune(now)
+                failures, calls = len(self._bad), len(self._bad) + len(self._ok)
+                reason: Reason | None = None
+                if self._run >= self.consecutive_failures:
+                    reason = "consecutive_failures"
+                elif calls >= self.minimum_calls and failures / calls >= self.failure_ratio:
+                    reason = "failure_ratio"
+                elif server_break is not None:
+                    reason = "retry_after"
+                if reason is not None:
+                    changed = self._open(now, reason, server_break, failures, calls, self._run)
+            elif server_break is not None and (
+                state is HALF_OPEN or now + server_break > self.until
+            ):
+                changed = self._open(now, "retry_after", server_break, 0, 0, 0)
+        self._report(changed)
+
+    def ignored(self, token: int = 0) -> None:
+        """An outcome that says nothing about the model (400, 404, 422, not an SDK error)."""
+        self.release(token)
+
+    def release(self, token: int) -> None:
+        """The probe with this token ended without a verdict (ignored, cancelled): free its lease."""
+        if not token:
+            return
+        with self._lock:
+            if token == self._lease_token:
+                self._lease_token = 0
+                self._lease_until = -math.inf
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def health(self, now: float) -> CircuitHealth:
+        with self._lock:
+            self._prune(now)
+            state = self.state
+            if state is OPEN and now >= self.until:
+                state = HALF_OPEN
+            return CircuitHealth(
+                key=self.key,
+                state=state,
+                until=None if state is CLOSED else self.until,
+                consecutive=self._run if state is CLOSED else 0,
+                failures=len(self._bad) if state is CLOSED else 0,
+                calls=len(self._bad) + len(self._ok) if state is CLOSED else 0,
+                next_break=self._break,
+                probe_in_flight=bool(self._lease_token) and now < self._lease_until,
+                last_opened=self._last_opened,
+            )
+
+    # -- internals (lock held) -----------------------------------------------------------------
+
+    def _take_lease(self, now: float) -> int:
+        self._tokens += 1
+        self._lease_token = self._tokens
+        self._lease_until = now + self.probe_lease
+        return self._tokens
+
+    def _open(
+        self,
+        now: float,
+        reason: Reason,
+        server_break: float | None,
+        failures: int,
+        calls: int,
+        consecutive: int,
+    ) -> Transition:
+        duration = 0.0
+        if reason != "retry_after":  # a rule opened it: this break, and double the next one
+            duration = self._break
+            self._break = min(self._break * 2.0, self.max_break_duration)
+        if server_break is not None:
+            duration = max(duration, server_break)
+        before = self.state
+        until = now + duration
+        if before is OPEN:
+            until = max(until, self.until)
+            duration = until - now
+        self.state = OPEN
+        self.until = until
+        self._lease_token = 0
+        self._lease_until = -math.inf
+        self._clear_counts()
+        opened = Transition(
+            self.key,
+            before,
+            OPEN,
+            now,
+            reason,
+            until=until,
+            break_duration=duration,
+            failures=failures,
+            calls=calls,
+            consecutive=consecutive,
+            retry_after=server_break,
+        )
+        self._last_opened = opened
+        return opened
+
+    def _clear_counts(self) -> None:
+        self._run = 0
+        self._ok.clear()
+        self._bad.clear()
+        self._prune_at = 256
+
+    def _prune(self, now: float) -> None:
+        cutoff = now - self.window
+        for times in (self._ok, self._bad):
+            while times and times[0] <= cutoff:
+                times.popleft()
+        self._prune_at = max(256, 2 * len(self._ok))
+
+    def _report(self, changed: Transition | None) -> None:
+        if changed is not None and self.on_transition is not None:
+            self.on_transition(changed)
