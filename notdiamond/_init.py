@@ -12,6 +12,7 @@ from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
 from ._events import Observer
+from ._health.store import HealthStore
 from ._manager import RetryManager
 from ._options import check_option_names, parse_options
 from ._sdk import Provider, classify_client
@@ -51,6 +52,9 @@ class InitOptions(TypedDict, total=False):
     #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
     #: ``None``/``False`` (off, the default).
     retry_budget: RetryBudget | bool | None
+    #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
+    #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
+    state: HealthStore | None
 
 
 def init(
@@ -114,12 +118,17 @@ def init(
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
     resolved = parse_options(options, is_async=is_async)
+    store = resolved.pop("state")
+    bind_clock = getattr(store, "bind_clock", None)
+    if bind_clock is not None:  # a shared store maps remaining durations onto this clock
+        bind_clock(resolved["clock"])
     strategies = assemble(
         config.order,
         breaker=resolved.pop("circuit_breaker"),
         budget=resolved.pop("retry_budget"),
         retry_after_cap=resolved["retry_after_cap"],
         report=resolved["observer"],
+        store=store,
     )
     manager = RetryManager(
         config,

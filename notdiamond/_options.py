@@ -159,6 +159,17 @@ def _retry_budget(value: object, _: OptionContext) -> Any:
     return retry_budget_option(value)
 
 
+def _state(value: object, _: OptionContext) -> Any:
+    if value is None or (
+        callable(getattr(value, "circuit", None)) and callable(getattr(value, "budget", None))
+    ):
+        return value
+    raise TypeError(
+        "state must be None (health state in this process's memory, the default) or a shared "
+        f"store such as notdiamond.RedisState('redis://localhost:6379/0'), got {type(value).__name__}."
+    )
+
+
 #: Every keyword-only option of ``init``, in the order the documentation lists them.
 OPTIONS: Final[Mapping[str, Option]] = {
     option.name: option
@@ -180,6 +191,7 @@ OPTIONS: Final[Mapping[str, Option]] = {
         ),
         Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
         Option("retry_budget", None, _retry_budget, "per-model retry budget"),
+        Option("state", None, _state, "where breaker and budget state live (e.g. RedisState)"),
     )
 }
 
