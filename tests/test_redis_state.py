@@ -425,6 +425,30 @@ def test_asyncio_client_shares_with_a_sync_one(
     asyncio.run(scenario())
 
 
+def _forked_child(state: RedisState, results: object) -> None:
+    circuit = state.circuit(KEY, Breaker())  # the parent's object, inherited by the fork
+    fail(circuit, 5, time.monotonic())
+    results.put((state.instance, state.sync(), state.connected))  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_gets_its_own_worker(
+    redis_server: RedisServer, states: list[RedisState]
+) -> None:
+    parent = make(states, redis_server)
+    circuit = parent.circuit(KEY, Breaker())
+    sync_all(parent)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_forked_child, args=(parent, results))
+    child.start()
+    instance, synced, connected = results.get(timeout=30)
+    child.join(10)
+    assert (synced, connected) == (True, True)
+    assert instance != parent.instance  # its own lease identity
+    sync_all(parent)
+    assert not circuit.is_closed()  # the child's opening reached the parent through Redis
+
+
 # -- real processes -------------------------------------------------------------------------------
 
 SYNC_INTERVAL = 0.25

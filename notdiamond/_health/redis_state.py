@@ -40,9 +40,11 @@ import concurrent.futures
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -489,7 +491,7 @@ class RedisCircuit:
         changed: Transition | None = None
         again = False
         with self._lock:
-            for _ in range(sync.ok):
+            for _ in range(min(sync.ok, len(self._ok))):
                 self._ok.popleft()
             for _ in range(min(sync.bad, len(self._bad))):
                 self._bad.popleft()
@@ -539,6 +541,12 @@ class RedisCircuit:
             self._lease_granted = self._lease_held = False
             self._want_lease = self._release_lease = False
             self._prune(now)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._lease_id = f"{self.store.instance}:{self.key}"
+        self._lease_granted = self._lease_held = False
+        self._want_lease = self._release_lease = False
 
     # -- internals (lock held) -----------------------------------------------------------------
 
@@ -673,6 +681,8 @@ class RedisBudget:
         self._shared_retries = 0
 
     def first_attempt(self, now: float) -> None:
+        if self.store._worker_idle:
+            self.store._start_worker()
         self._firsts.append(now)
 
     def try_retry(self, now: float) -> bool:
@@ -726,6 +736,20 @@ class RedisBudget:
 
 
 # -- the store -----------------------------------------------------------------------------------
+
+
+#: Every RedisState of this process, to restart its worker in a forked child (threads do not
+#: survive a fork; e.g. a server that forks its workers after ``init``).
+_STATES: weakref.WeakSet[RedisState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for state in list(_STATES):
+        state._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _redis_module() -> Any:
@@ -816,6 +840,7 @@ class RedisState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._async_wakeup: asyncio.Event | None = None
+        _STATES.add(self)
 
     def bind_clock(self, clock: Callable[[], float]) -> None:
         """Map remaining durations onto ``clock`` (``init`` passes the manager's clock)."""
@@ -881,6 +906,22 @@ class RedisState:
             self._io.shutdown(wait=False)
 
     # -- the worker ----------------------------------------------------------------------------
+
+    def _forked(self) -> None:
+        """In a forked child: a new identity, no worker yet (the next use starts one)."""
+        self.instance = uuid.uuid4().hex[:16]
+        self.connected = False
+        self._outage = False
+        self._registry_lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._synced = threading.Condition()
+        self._thread = self._io = None
+        self._loop = self._async_wakeup = self._task = None
+        self._worker_idle = True
+        for circuit in self._circuits.values():
+            circuit._forked()
+        for budget in self._budgets.values():
+            budget._lock = threading.Lock()
 
     def _start_worker(self) -> None:
         if not self._worker_idle or self._stopping:
