@@ -580,3 +580,43 @@ def test_init_state_option_shares_the_breaker_between_managers(
 def test_state_option_is_validated(fake: FakeProvider) -> None:
     with pytest.raises(TypeError, match=r"notdiamond\.RedisState"):
         notdiamond.init([fake.openai()], models=[PRIMARY], state="redis://localhost")  # type: ignore[arg-type]
+
+
+def test_async_managers_share_through_an_asyncio_redis_client(
+    redis_server: RedisServer, fake: FakeProvider
+) -> None:
+    """AsyncOpenAI clients with a redis.asyncio client: the worker is a task on the call's loop."""
+    breaker = notdiamond.CircuitBreaker(consecutive_failures=2, break_duration=30.0)
+
+    async def run() -> None:
+        clients, states, redis_clients = [], [], []
+        for _ in range(2):
+            redis_client = redis.asyncio.Redis.from_url(redis_server.url, socket_timeout=2)
+            state = RedisState(redis_client, prefix="aio:", sync_interval=0.05, timeout=2.0)
+            client = fake.async_openai()
+            notdiamond.init(
+                [client, fake.async_azure()],
+                models=[PRIMARY, BACKUP],
+                max_retries=1,
+                circuit_breaker=breaker,
+                state=state,
+            )
+            clients.append(client)
+            states.append(state)
+            redis_clients.append(redis_client)
+        fake.always(PRIMARY, status(500), 2)
+        for _ in range(2):  # two single-attempt failures open it in the first manager
+            await clients[0].chat.completions.create(model="notdiamond", messages=USER)
+        assert fake.keys() == [PRIMARY, BACKUP, PRIMARY, BACKUP]
+        assert await clients[1].chat.completions.create(model="notdiamond", messages=USER)
+        assert fake.keys()[-1] == PRIMARY  # the second had not heard yet (it has no round trip)
+        await asyncio.sleep(0.3)  # a few sync intervals of both workers, on this loop
+        for _ in range(3):
+            await clients[1].chat.completions.create(model="notdiamond", messages=USER)
+        assert fake.keys()[-3:] == [BACKUP] * 3
+        assert await redis_clients[0].exists(f"aio:cb:{PRIMARY}:break") == 1
+        for state, redis_client in zip(states, redis_clients, strict=True):
+            state.close()
+            await redis_client.aclose()
+
+    asyncio.run(run())
