@@ -261,6 +261,48 @@ def test_one_probe_at_a_time_across_processes(
         assert circuit.health(time.monotonic()).next_break == pytest.approx(1.0)
 
 
+def _open_until_half_open(fleet: list[RedisState], options: Breaker) -> list[object]:
+    circuits = [s.circuit(KEY, options) for s in fleet]
+    fail(circuits[0], 5, time.monotonic())
+    sync_all(*fleet)
+    time.sleep(max(0.0, max(c.until for c in circuits) - time.monotonic()) + 0.05)  # type: ignore[attr-defined]
+    return circuits
+
+
+def test_an_unused_lease_is_given_back(redis_server: RedisServer, states: list[RedisState]) -> None:
+    a, b = make(states, redis_server), make(states, redis_server)
+    ca, cb = _open_until_half_open([a, b], Breaker(break_duration=0.3, max_break_duration=1.0))
+    assert ca.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+    sync_all(a)  # A holds the lease now, but no call of A comes to take it
+    assert cb.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+    sync_all(b)
+    assert cb.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+    time.sleep(2 * a.sync_interval + 0.1)
+    sync_all(a)  # A gave it back ...
+    assert cb.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+    sync_all(b)  # ... and B, asking again, gets it
+    assert cb.admit(time.monotonic())[0] == "probe"  # type: ignore[attr-defined]
+
+
+def test_a_crashed_probers_lease_expires(
+    redis_server: RedisServer, states: list[RedisState]
+) -> None:
+    a = make(states, redis_server, probe_lease=0.5)
+    b = make(states, redis_server, probe_lease=0.5)
+    ca, cb = _open_until_half_open([a, b], Breaker(break_duration=0.3, max_break_duration=1.0))
+    ca.admit(time.monotonic())  # type: ignore[attr-defined]
+    sync_all(a)
+    assert ca.admit(time.monotonic())[0] == "probe"  # type: ignore[attr-defined]
+    a.close()  # A dies with its probe in flight: nothing released
+    cb.admit(time.monotonic())  # type: ignore[attr-defined]
+    sync_all(b)
+    assert cb.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+    time.sleep(0.55)  # the lease's TTL
+    cb.admit(time.monotonic())  # type: ignore[attr-defined]
+    sync_all(b)
+    assert cb.admit(time.monotonic())[0] == "probe"  # type: ignore[attr-defined]
+
+
 def test_everything_expires(redis_server: RedisServer, states: list[RedisState]) -> None:
     options = Breaker(window=0.5, break_duration=0.3, max_break_duration=0.6)
     a = make(states, redis_server, probe_lease=0.4)
@@ -402,6 +444,8 @@ def test_invalid_arguments_name_the_fix(redis_server: RedisServer) -> None:
         RedisState(redis_server.url, sync_interval=0)
     with pytest.raises(ValueError, match="prefix"):
         RedisState(redis_server.url, prefix="")
+    with pytest.raises(TypeError, match="prefix"):
+        RedisState(redis_server.url, prefix=b"nd:")  # type: ignore[arg-type]
 
 
 def test_asyncio_client_shares_with_a_sync_one(

@@ -437,7 +437,7 @@ class RedisCircuit:
                 self._intent = "open"
             if (
                 self._lease_granted
-                and now - self._granted_at > 2 * self.store.sync_interval
+                and time.monotonic() - self._granted_at > 2 * self.store.sync_interval
                 and not self._lease_token
             ):
                 self._lease_granted = False
@@ -506,7 +506,7 @@ class RedisCircuit:
                 self._want_lease = False
                 if granted and self.state is HALF_OPEN and not self._lease_token:
                     self._lease_granted = self._lease_held = True
-                    self._granted_at = now
+                    self._granted_at = time.monotonic()  # real time, as the lease's TTL
             if self._gen != sync.gen:
                 return True  # a transition happened meanwhile: publish it first
             if sync.intent:
@@ -788,7 +788,12 @@ class RedisState:
         redis = _redis_module()
         from redis import asyncio as redis_asyncio
 
-        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+        if not isinstance(prefix, str):
+            raise TypeError(
+                f"RedisState(prefix=...) must be a string, got {type(prefix).__name__}. "
+                "E.g. prefix='notdiamond:'."
+            )
+        if not prefix or any(c.isspace() for c in prefix):
             raise ValueError(
                 f"RedisState(prefix=...) must be a non-empty string without spaces, got "
                 f"{prefix!r}. E.g. prefix='notdiamond:'."
