@@ -32,6 +32,7 @@ class Pipeline:
         sleep: Any,
         observer: Observer | None,
         deadline: float | None,
+        first_chunk_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self.settings = settings
         self.next_model = next_model
@@ -41,6 +42,8 @@ class Pipeline:
         self.sleep = sleep
         self.observer = observer
         self.deadline = deadline
+        #: ``first_chunk_timeout`` of each model that has one (streamed attempts, SPEC 4.9).
+        self.first_chunk_timeouts: Mapping[str, float] = first_chunk_timeouts or {}
         #: Who sends each model's attempts: filled in once the wrappers exist.
         self.wrapper_of: dict[str, Any] = {}
         # For each hook, only the strategies that override it (a hook nobody overrides is skipped).

@@ -161,7 +161,7 @@ def _weight(key: str, weight: object) -> float:
     return value
 
 
-class _PerModel(Generic[T]):
+class PerModel(Generic[T]):
     """One per-model setting: a scalar for every model, or a dict of model key -> value."""
 
     def __init__(
@@ -313,10 +313,10 @@ def parse_config(
 ) -> Config:
     """Validate everything ``init`` was given about models; raise before anything is patched."""
     order, weights = parse_models(models)
-    retries = _PerModel("max_retries", max_retries, DEFAULT_MAX_RETRIES, _check_max_retries, order)
-    timeouts = _PerModel("timeout", timeout, DEFAULT_TIMEOUT, _check_timeout, order)
-    backoffs = _PerModel("backoff", backoff, DEFAULT_BACKOFF, _check_backoff, order)
-    messages = _PerModel[tuple[Message, ...]](
+    retries = PerModel("max_retries", max_retries, DEFAULT_MAX_RETRIES, _check_max_retries, order)
+    timeouts = PerModel("timeout", timeout, DEFAULT_TIMEOUT, _check_timeout, order)
+    backoffs = PerModel("backoff", backoff, DEFAULT_BACKOFF, _check_backoff, order)
+    messages = PerModel[tuple[Message, ...]](
         "model_messages",
         {} if model_messages is None else model_messages,
         (),

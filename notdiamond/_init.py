@@ -55,6 +55,9 @@ class InitOptions(TypedDict, total=False):
     #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
     #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
     state: HealthStore | None
+    #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
+    #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
+    first_chunk_timeout: float | Mapping[str, float | None] | None
 
 
 def init(
@@ -117,7 +120,7 @@ def init(
     )
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
-    resolved = parse_options(options, is_async=is_async)
+    resolved = parse_options(options, is_async=is_async, models=config.order)
     store = resolved.pop("state")
     bind_clock = getattr(store, "bind_clock", None)
     if bind_clock is not None:  # a shared store maps remaining durations onto this clock
@@ -135,6 +138,7 @@ def init(
         clients,
         is_async=is_async,
         api_key=api_key if api_key is not None else os.environ.get("NOTDIAMOND_API_KEY"),
+        first_chunk_timeouts=resolved.pop("first_chunk_timeout"),
         **resolved,
         strategies=strategies,
     )

@@ -144,6 +144,7 @@ class RetryManager:
         observer: Observer | None,
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
+        first_chunk_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -178,6 +179,7 @@ class RetryManager:
             sleep=sleep,
             observer=observer,
             deadline=deadline,
+            first_chunk_timeouts=first_chunk_timeouts,
         )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {

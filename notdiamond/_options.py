@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import anyio
 
+from ._config import PerModel
 from ._hints import near_miss
 from ._numbers import DEFAULT_RETRY_AFTER_CAP, MAX_WAIT, describe, real_number, whole_number
 from ._strategies.breaker import circuit_breaker_option
@@ -34,6 +35,8 @@ class OptionContext:
 
     #: The managed clients are async (``AsyncOpenAI``, ``AsyncAzureOpenAI``).
     is_async: bool
+    #: The configured model keys, for options given per model (like ``timeout``).
+    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,30 @@ def _deadline(value: object, _: OptionContext) -> float | None:
     return None if value is None else check_deadline(value)
 
 
+def _first_chunk_timeout(value: object, context: OptionContext) -> dict[str, float]:
+    """The models that have a ``first_chunk_timeout``, and its value for each."""
+    if value is None:
+        return {}
+    per_model = PerModel("first_chunk_timeout", value, None, _check_first_chunk, context.models)
+    return {key: limit for key, limit in per_model.values.items() if limit is not None}
+
+
+def _check_first_chunk(where: str, value: object) -> float | None:
+    if value is None:
+        return None
+    limit = real_number(
+        value,
+        where=where,
+        expected="seconds from sending a streamed attempt to its first chunk (or None)",
+    )
+    if not math.isfinite(limit) or limit <= 0 or limit > MAX_WAIT:
+        raise ValueError(
+            f"{where}: {describe(value)} is not a usable first-chunk timeout. Use a finite number "
+            "of seconds > 0, e.g. first_chunk_timeout=10.0, or None for no limit."
+        )
+    return limit
+
+
 def _circuit_breaker(value: object, _: OptionContext) -> Any:
     return circuit_breaker_option(value)  # the strategy owns its options
 
@@ -188,6 +215,12 @@ OPTIONS: Final[Mapping[str, Option]] = {
         Option("observer", None, _observer, "called with an AttemptEvent after every attempt"),
         Option(
             "deadline", None, _deadline, "seconds one whole call may take, all attempts included"
+        ),
+        Option(
+            "first_chunk_timeout",
+            None,
+            _first_chunk_timeout,
+            "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
         Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
         Option("retry_budget", None, _retry_budget, "per-model retry budget"),
@@ -242,14 +275,18 @@ def suggest_name(name: str, valid: Collection[str]) -> str | None:
 
 
 def parse_options(
-    given: Mapping[str, object], *, is_async: bool, parameters: Collection[str] = ()
+    given: Mapping[str, object],
+    *,
+    is_async: bool,
+    models: tuple[str, ...] = (),
+    parameters: Collection[str] = (),
 ) -> dict[str, Any]:
     """Every option by name, validated: the given value or the default.
 
     Unknown names raise ``TypeError`` with a suggestion among the options and ``parameters``.
     """
     check_option_names(given, parameters=parameters)
-    context = OptionContext(is_async=is_async)
+    context = OptionContext(is_async=is_async, models=models)
     return {
         name: option.check(given.get(name, option.default), context)
         for name, option in OPTIONS.items()

@@ -12,10 +12,30 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from ._call import CallState
+from ._sdk import placeholder_request
+from ._streams import prime_sync, send_and_prime_async
 
 #: The call whose attempt is being sent: ``_default_create(**kwargs)`` reads its request options
 #: here, so that it receives exactly the attempt's keyword arguments and nothing else.
 current_call: Final[ContextVar[CallState | None]] = ContextVar("notdiamond_call", default=None)
+
+
+def first_chunk_limit(call: CallState, now: float) -> float | None:
+    """Seconds a streamed attempt sent at ``now`` may take to its first chunk: the model's
+    ``first_chunk_timeout``, cut to the call's deadline (which covers the wait for the first chunk,
+    not the caller's reading of the stream). ``None``: no limit beyond the attempt's timeout."""
+    limit = call.pipeline.first_chunk_timeouts.get(call.key)
+    if call.timed and call.deadline is not None:
+        left = call.deadline - now
+        if limit is None or left < limit:
+            limit = left
+            call.clamped = True  # a timeout of this attempt is the deadline's (DeadlineExceeded)
+    return limit
+
+
+def _stream_clock(call: CallState) -> bool:
+    """Whether a streamed attempt of ``call`` needs the clock (a first-chunk limit may apply)."""
+    return bool(call.pipeline.first_chunk_timeouts) or (call.timed and call.deadline is not None)
 
 
 def run_sync(call: CallState) -> Any:
@@ -26,9 +46,21 @@ def run_sync(call: CallState) -> Any:
         wrapper = pipeline.wrapper_of[call.key]
         direct = wrapper._plain and "_default_create" not in wrapper.__dict__
         token = None if direct else current_call.set(call)
+        limit = sent = None
+        if call.stream and _stream_clock(call):
+            sent = pipeline.clock()
+            limit = first_chunk_limit(call, sent)
         try:
             attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
             result = attempt
+            if call.stream:  # the first chunk is part of the attempt (SPEC 4.9)
+                result = prime_sync(
+                    result,
+                    key=call.key,
+                    sent=sent or 0.0,
+                    first_chunk_timeout=limit,
+                    clock=pipeline.clock,
+                )
         except Exception as exc:
             failure = exc
         except BaseException:
@@ -60,6 +92,16 @@ async def run_async(call: CallState) -> Any:
         token = None if direct else current_call.set(call)
         try:
             attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
+            if call.stream:  # the first chunk is part of the attempt (SPEC 4.9)
+                limit = first_chunk_limit(call, pipeline.clock()) if _stream_clock(call) else None
+                attempt = send_and_prime_async(
+                    attempt,
+                    key=call.key,
+                    request=lambda: placeholder_request(call.client, call.options),
+                    first_chunk_timeout=limit,
+                    clock=pipeline.clock,
+                    sleep=pipeline.sleep,
+                )
             result = await attempt
         except Exception as exc:
             failure = exc

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Final, Literal
 
-from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI, AsyncStream, AzureOpenAI, OpenAI, Stream
 from openai._models import FinalRequestOptions
 
 __all__ = [
     "CHAT_COMPLETIONS_PATH",
     "FinalRequestOptions",
     "Provider",
+    "body_not_read",
     "classify_client",
+    "client_of",
+    "http_module_of",
     "set_request_fields",
+    "status_error",
+    "streamed_response",
 ]
 
 Provider = Literal["openai", "azure"]
@@ -72,3 +78,52 @@ def placeholder_request(client: Any, options: FinalRequestOptions) -> Any:
         return client._build_request(options)
     except Exception:  # the error being raised matters more than its request attribute
         return None
+
+
+# -- Streams -------------------------------------------------------------------------------------
+# What priming a streamed answer (``notdiamond._streams``) needs to know about the SDK's objects.
+#
+# * ``create(stream=True)`` and ``.stream(...)`` get a ``Stream``/``AsyncStream``, whose ``response``
+#   is the HTTP response, its body not read yet. ``with_raw_response``/``with_streaming_response``
+#   get an ``APIResponse``/``AsyncAPIResponse``/``LegacyAPIResponse`` whose ``http_response`` is that
+#   response; ``.parse()`` builds the ``Stream`` from it later. Every way of reading the body
+#   (the SDK's SSE decoder, ``iter_bytes``, ``iter_lines``) ends in ``response.iter_raw()``, which
+#   iterates ``response.stream`` (an ``httpx``/``httpx2`` ``SyncByteStream``/``AsyncByteStream``),
+#   and ``response.close()``/``aclose()`` closes that same object. So replacing ``response.stream``
+#   before the body is read reaches every reader.
+# * The SDK's own errors are built as ``APIConnectionError(message=, request=)``,
+#   ``APITimeoutError(request)`` and ``client._make_status_error(message, body=, response=)`` (the
+#   status error subclass of the response's status), identical in both majors.
+# * openai 3.x clients may carry an ``httpx2`` or an ``httpx`` HTTP client; the response's class
+#   says which library's stream types and exceptions apply.
+
+
+def streamed_response(result: object) -> Any | None:
+    """The HTTP response under a streamed call's result, or ``None`` if ``result`` has none."""
+    if isinstance(result, (Stream, AsyncStream)):
+        return result.response
+    return getattr(result, "http_response", None)  # APIResponse, AsyncAPIResponse, Legacy...
+
+
+def client_of(result: object) -> Any | None:
+    """The SDK client that made ``result`` (``Stream``s and API responses keep it as ``_client``)."""
+    return getattr(result, "_client", None)
+
+
+def http_module_of(response: object) -> Any:
+    """``httpx2`` or ``httpx``: the library whose ``Response`` class ``response`` is."""
+    return sys.modules[type(response).__module__.split(".", 1)[0]]
+
+
+def body_not_read(response: Any) -> bool:
+    return not response.is_stream_consumed and not response.is_closed
+
+
+def status_error(client: Any, message: str, body: object, status: int, response: Any) -> Exception:
+    """The SDK's own status error (``RateLimitError``, ``InternalServerError``...) for ``status``.
+
+    For an error the server sent inside a stream of status 200: the response passed to the SDK
+    carries the status the event names, the stream's headers and its request.
+    """
+    named = type(response)(status, headers=response.headers, request=response.request)
+    return client._make_status_error(message, body=body, response=named)  # type: ignore[no-any-return]

@@ -253,3 +253,124 @@ def _pin_platform(client: T) -> T:
 
     client._platform = get_platform()  # type: ignore[attr-defined]
     return client
+
+
+# -- scripted Server-Sent Event bodies (streams that stall, break or send an error event) ----------
+
+
+def chunk_event(model: str, content: str | None, *, last: bool = False) -> bytes:
+    """One ``chat.completion.chunk`` event (``content=None``: an empty delta)."""
+    chunk = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "delta": {} if content is None else {"content": content},
+                "finish_reason": "stop" if last else None,
+            }
+        ],
+    }
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def error_event(error: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps({'error': error})}\n\n".encode()
+
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+class ScriptedBody(H.SyncByteStream, H.AsyncByteStream):  # type: ignore[misc]
+    """A streamed body, one event per network read: ``stall`` seconds before the first one
+    (sync: ``advance(stall)`` on a virtual clock, or a read timeout if the request's read timeout
+    is shorter; async: ``asyncio.sleep``), and a dropped connection before event ``cut_before``."""
+
+    def __init__(
+        self,
+        request: Any,
+        events: list[bytes],
+        *,
+        cut_before: int | None,
+        stall: float,
+        advance: Callable[[float], None] | None,
+    ) -> None:
+        self.request, self.events, self.cut_before = request, events, cut_before
+        self.stall, self.advance = stall, advance
+        self.delivered = 0
+        self.closed = False
+
+    def _stall_timeout(self) -> float | None:
+        read = (self.request.extensions.get("timeout") or {}).get("read")
+        return read if read is not None and read < self.stall else None
+
+    def _next(self, i: int) -> bytes:
+        if self.cut_before is not None and i >= self.cut_before:
+            raise H.RemoteProtocolError(
+                "peer closed connection without sending complete message body (fake)"
+            )
+        self.delivered += 1
+        return self.events[i]
+
+    def __iter__(self) -> Any:
+        for i in range(len(self.events)):
+            if i == 0 and self.stall:
+                limit = self._stall_timeout()
+                if self.advance is not None:
+                    self.advance(self.stall if limit is None else limit)
+                if limit is not None:
+                    raise H.ReadTimeout("fake read timeout", request=self.request)
+            yield self._next(i)
+        if self.cut_before is not None and self.cut_before >= len(self.events):
+            self._next(len(self.events))
+
+    async def __aiter__(self) -> Any:
+        import asyncio
+
+        for i in range(len(self.events)):
+            if i == 0 and self.stall:
+                limit = self._stall_timeout()
+                await asyncio.sleep(self.stall if limit is None else limit)
+                if limit is not None:
+                    raise H.ReadTimeout("fake read timeout", request=self.request)
+            yield self._next(i)
+        if self.cut_before is not None and self.cut_before >= len(self.events):
+            self._next(len(self.events))
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def sse(
+    contents: tuple[str, ...] = ("Hel", "lo"),
+    *,
+    first: bytes | None = None,
+    done: bool = True,
+    cut_before: int | None = None,
+    stall: float = 0.0,
+    advance: Callable[[float], None] | None = None,
+    bodies: list[ScriptedBody] | None = None,
+) -> Reply:
+    """A streamed answer: optional ``first`` raw event, one chunk per content, a final empty chunk,
+    ``[DONE]``; see :class:`ScriptedBody` for ``cut_before``/``stall``. Each body built is appended
+    to ``bodies``."""
+
+    def reply(request: Any) -> Any:
+        model = json.loads(request.content)["model"]
+        events = [] if first is None else [first]
+        events += [chunk_event(model, c) for c in contents]
+        if contents:
+            events.append(chunk_event(model, None, last=True))
+        if done:
+            events.append(DONE_EVENT)
+        body = ScriptedBody(request, events, cut_before=cut_before, stall=stall, advance=advance)
+        if bodies is not None:
+            bodies.append(body)
+        return H.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+
+    return reply

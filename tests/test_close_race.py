@@ -78,7 +78,8 @@ def test_close_restores_the_client_and_every_copy_made_meanwhile(
             _assert_plain(copy, plain)
     # A restored client and its copies call the plain SDK: no request is routed any more.
     fake.script("openai/notdiamond", lambda request: pytest.fail("routed after close"))
-    assert made[0][-1].chat.completions.create(model="gpt-4o-mini", messages=[]).model
+    last_copy = [copy for copies in made for copy in copies][-1]  # a busy thread may make none
+    assert last_copy.chat.completions.create(model="gpt-4o-mini", messages=[]).model
     # Managing the client again works as on a fresh one.
     again = notdiamond.init(client, models=["openai/gpt-4o-mini"])
     assert type(client) is not plain
