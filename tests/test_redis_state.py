@@ -284,6 +284,28 @@ def test_an_unused_lease_is_given_back(redis_server: RedisServer, states: list[R
     assert cb.admit(time.monotonic())[0] == "probe"  # type: ignore[attr-defined]
 
 
+def test_no_round_trip_per_admission_while_another_process_probes(
+    redis_server: RedisServer, states: list[RedisState]
+) -> None:
+    a, b = make(states, redis_server), make(states, redis_server)
+    ca, cb = _open_until_half_open([a, b], Breaker(break_duration=0.3, max_break_duration=1.0))
+    ca.admit(time.monotonic())  # type: ignore[attr-defined]
+    sync_all(a)
+    assert ca.admit(time.monotonic())[0] == "probe"  # type: ignore[attr-defined]
+    server = raw(redis_server)
+
+    def evals() -> int:
+        return int(server.info("commandstats").get("cmdstat_eval", {}).get("calls", 0))
+
+    before, began = evals(), time.monotonic()
+    for _ in range(200):  # B's calls keep meeting the half-open model for about a second
+        assert cb.admit(time.monotonic()) == ("skip", 0)  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    seconds = time.monotonic() - began
+    # One script per process per sync interval (plus B's first ask), not one per admission.
+    assert evals() - before <= 2 * (seconds / 0.1 + 2)
+
+
 def test_a_crashed_probers_lease_expires(
     redis_server: RedisServer, states: list[RedisState]
 ) -> None:
@@ -352,8 +374,8 @@ def test_calls_never_wait_on_a_stopped_or_frozen_redis_and_warn_once(
             time.sleep(0.002)
         detected = time.monotonic() - stopped
         assert not a.connected
-        assert detected <= a.sync_interval + a.timeout + 0.3  # the documented bound, plus slack
-        assert slowest < 0.01
+        assert detected <= a.sync_interval + a.timeout + 0.5  # the documented bound, plus slack
+        assert slowest < 0.05  # far below the 0.2 s a call would wait on Redis
         time.sleep(0.5)  # several failing syncs: still one warning
         if outage == redis_server.freeze:
             redis_server.thaw()
@@ -556,10 +578,16 @@ def test_four_processes_skip_within_sync_interval_and_probe_once(redis_server: R
     lags = [first_skip - opened for _, first_skip, _, _ in outcomes]
     # Published at once, read at each process's next sync: within sync_interval (plus a round trip
     # and scheduling on a loaded 2-core machine).
-    assert all(lag is not None and lag <= SYNC_INTERVAL + 0.1 for lag in lags), lags
+    assert all(lag is not None and lag <= SYNC_INTERVAL + 0.15 for lag in lags), lags
     probes = sorted(t for _, _, times, _ in outcomes for t in times)
     assert len(probes) == 1, outcomes  # one probe for the fleet; it succeeded and closed it
     assert probes[0] - opened >= BREAK - 0.05
+    # The probe's success (0.3 s after it began) closes it for the others within sync_interval.
+    closed = [again for _, _, times, again in outcomes if not times]
+    assert len(closed) == 3
+    assert all(t is not None and t - (probes[0] + 0.3) <= SYNC_INTERVAL + 0.15 for t in closed), [
+        None if t is None else t - probes[0] - 0.3 for t in closed
+    ]
 
 
 # -- end to end, through notdiamond.init and the real SDK -----------------------------------------

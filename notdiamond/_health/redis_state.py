@@ -280,6 +280,7 @@ class RedisCircuit:
         self._lease_held = False  # the shared lease is ours (granted or in use)
         self._lease_id = f"{store.instance}:{key}"
         self._want_lease = False
+        self._refused_at = -math.inf  # when another process last held the lease we asked for
         self._release_lease = False
         self._intent = ""  # "open" / "close": to publish
         self._gen = 0
@@ -313,7 +314,10 @@ class RedisCircuit:
             else:
                 decision = ("skip", 0)
                 if not self._want_lease:
-                    self._want_lease = wake = True
+                    # Ask at once, but after a refusal only at the regular syncs: no round trip
+                    # per admission while another process holds the lease.
+                    self._want_lease = True
+                    wake = time.monotonic() - self._refused_at >= self.store.sync_interval
         self._report(changed)
         if wake:
             self.store._wake()
@@ -507,6 +511,8 @@ class RedisCircuit:
                 if granted and self.state is HALF_OPEN and not self._lease_token:
                     self._lease_granted = self._lease_held = True
                     self._granted_at = time.monotonic()  # real time, as the lease's TTL
+                elif not granted:
+                    self._refused_at = time.monotonic()
             if self._gen != sync.gen:
                 return True  # a transition happened meanwhile: publish it first
             if sync.intent:
