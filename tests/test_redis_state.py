@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import openai
 import pytest
 import redis
 import redis.asyncio
@@ -652,6 +653,11 @@ def test_init_state_option_shares_the_breaker_between_managers(
 def test_state_option_is_validated(fake: FakeProvider) -> None:
     with pytest.raises(TypeError, match=r"notdiamond\.RedisState"):
         notdiamond.init([fake.openai()], models=[PRIMARY], state="redis://localhost")  # type: ignore[arg-type]
+    client = fake.openai()
+    state = RedisState(redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0"))
+    with pytest.raises(TypeError, match=r"redis\.Redis client or a Redis URL"):
+        notdiamond.init([client], models=[PRIMARY], circuit_breaker=True, state=state)
+    assert type(client) is openai.OpenAI  # refused: nothing patched
 
 
 def test_async_managers_share_through_an_asyncio_redis_client(

@@ -853,6 +853,11 @@ class RedisState:
         self._async_wakeup: asyncio.Event | None = None
         _STATES.add(self)
 
+    @property
+    def needs_event_loop(self) -> bool:
+        """True with a ``redis.asyncio`` client: its worker runs on the event loop of the calls."""
+        return self._async
+
     def bind_clock(self, clock: Callable[[], float]) -> None:
         """Map remaining durations onto ``clock`` (``init`` passes the manager's clock)."""
         self.clock = clock
