@@ -29,8 +29,11 @@ budget per model key. The store keeps the contract of :mod:`notdiamond._health.s
 - Keys hold the prefix and the model key only (``<prefix>cb:<model key>``, ...): never an API key or
   message content; the Redis URL (which may carry a password) is never logged or shown in ``repr``.
 
-Limits (documented): counts reach Redis up to ``sync_interval`` late and land in the bucket of the
-flush; so the fleet may overshoot a shared retry budget by what its processes grant in one interval.
+Limits: counts reach Redis up to ``sync_interval`` late and land in the bucket of the flush, so the
+fleet may overshoot a shared retry budget by what its processes grant in one interval; the window is
+resolved to a tenth of itself. A last-resort probe (every model open) takes no shared lease. One
+Redis server (or a primary with replicas): a script touches several keys, which Redis Cluster would
+refuse across slots. A ``redis.asyncio`` client serves one event loop (its connections belong to it).
 """
 
 from __future__ import annotations
