@@ -15,6 +15,7 @@ from ._health.redis_state import RedisState
 from ._health.snapshot import ModelHealth
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._served import ServedModels, served_models
 from ._strategies.breaker import CircuitBreaker
 from ._strategies.budget import RetryBudget
 from ._types import (
@@ -48,8 +49,10 @@ __all__ = [
     "RetryBudget",
     "RetryManager",
     "RetryWrapper",
+    "ServedModels",
     "__version__",
     "deadline",
     "failures_of",
     "init",
+    "served_models",
 ]

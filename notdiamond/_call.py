@@ -15,6 +15,7 @@ from openai import APIConnectionError, APITimeoutError, NotGiven
 
 from ._deadline import DeadlineExceeded, block_deadline
 from ._events import AttemptEvent, Decision, FailureRecord
+from ._log import log_fields
 from ._policy import status_of
 from ._sdk import placeholder_request
 
@@ -328,13 +329,15 @@ class CallState:
         }[decision]
         logger.log(
             level,
-            "notdiamond: %s attempt %d/%d failed with %s%s; %s",
+            "call %d: %s attempt %d/%d failed with %s%s; %s",
+            self.call_id,
             self.key,
             self.attempt,
             self.pipeline.settings[self.key].max_attempts,
             type(exc).__name__,
             "" if status is None else f" (HTTP {status})",
             then,
+            extra=log_fields(self.call_id, self.attempt, self.key),
         )
 
 

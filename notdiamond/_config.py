@@ -186,7 +186,7 @@ class PerModel(Generic[T]):
                 if canonical not in configured:
                     _refuse_typo(name, canonical, configured, raw)
                     logger.warning(
-                        "notdiamond.init: %s has an entry for %r, which is not among the "
+                        "init: %s has an entry for %r, which is not among the "
                         "configured models %s; it is ignored.",
                         name,
                         canonical,

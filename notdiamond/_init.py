@@ -42,7 +42,8 @@ class InitOptions(TypedDict, total=False):
     retry_after_cap: float
     #: Shorten each backoff wait by a random fraction up to this (0..1); 0 = the exact schedule.
     jitter: float
-    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness).
+    #: Called with an ``AttemptEvent`` after every attempt (tracing, metrics, the chaos harness),
+    #: and with a ``BreakerTransition`` on each change of a circuit breaker's state.
     observer: Observer | None
     #: Seconds one logical call may take, all attempts, waits and fallbacks included (default none).
     deadline: float | None
@@ -52,12 +53,12 @@ class InitOptions(TypedDict, total=False):
     #: Per-model retry budget: ``notdiamond.RetryBudget(...)``, ``True`` (the defaults) or
     #: ``None``/``False`` (off, the default).
     retry_budget: RetryBudget | bool | None
-    #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
-    #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
-    state: HealthStore | None
     #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
     #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
     first_chunk_timeout: float | Mapping[str, float | None] | None
+    #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
+    #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
+    state: HealthStore | None
 
 
 def init(
@@ -105,7 +106,7 @@ def init(
     clients, is_async = _clients_by_provider(client)
     if async_mode != is_async:
         logger.warning(
-            "notdiamond.init: async_mode=%s but the clients are %s; managing them as %s clients.",
+            "init: async_mode=%s but the clients are %s; managing them as %s clients.",
             async_mode,
             "async" if is_async else "sync",
             "async" if is_async else "sync",
