@@ -663,25 +663,27 @@ def test_state_option_is_validated(fake: FakeProvider) -> None:
 def test_async_managers_share_through_an_asyncio_redis_client(
     redis_server: RedisServer, fake: FakeProvider
 ) -> None:
-    """AsyncOpenAI clients with a redis.asyncio client: the worker is a task on the call's loop."""
+    """AsyncOpenAI clients with a redis.asyncio client, init outside the loop (as at import time):
+    the worker starts as a task on the loop of the first call."""
     breaker = notdiamond.CircuitBreaker(consecutive_failures=2, break_duration=30.0)
+    clients, states, redis_clients = [], [], []
+    for _ in range(2):
+        redis_client = redis.asyncio.Redis.from_url(redis_server.url, socket_timeout=2)
+        state = RedisState(redis_client, prefix="aio:", sync_interval=0.05, timeout=2.0)
+        client = fake.async_openai()
+        notdiamond.init(
+            [client, fake.async_azure()],
+            models=[PRIMARY, BACKUP],
+            max_retries=1,
+            circuit_breaker=breaker,
+            state=state,
+        )
+        clients.append(client)
+        states.append(state)
+        redis_clients.append(redis_client)
+    assert all(state._worker_idle for state in states)  # no loop yet: no worker yet
 
     async def run() -> None:
-        clients, states, redis_clients = [], [], []
-        for _ in range(2):
-            redis_client = redis.asyncio.Redis.from_url(redis_server.url, socket_timeout=2)
-            state = RedisState(redis_client, prefix="aio:", sync_interval=0.05, timeout=2.0)
-            client = fake.async_openai()
-            notdiamond.init(
-                [client, fake.async_azure()],
-                models=[PRIMARY, BACKUP],
-                max_retries=1,
-                circuit_breaker=breaker,
-                state=state,
-            )
-            clients.append(client)
-            states.append(state)
-            redis_clients.append(redis_client)
         fake.always(PRIMARY, status(500), 2)
         for _ in range(2):  # two single-attempt failures open it in the first manager
             await clients[0].chat.completions.create(model="notdiamond", messages=USER)

@@ -297,6 +297,8 @@ class RedisCircuit:
         return self.state is CLOSED
 
     def admit(self, now: float) -> tuple[Admission, int]:
+        if self.store._worker_idle:
+            self.store._start_worker()
         if self.state is CLOSED:
             return "admit", 0
         changed: Transition | None = None
@@ -353,6 +355,8 @@ class RedisCircuit:
                 self._report(changed)
                 self.store._wake()
                 return
+        if self.store._worker_idle:  # e.g. a redis.asyncio client: its first call in a loop
+            self.store._start_worker()
         if self.state is CLOSED:
             self._run_pending = 0
             self._run_reset = True
@@ -363,6 +367,8 @@ class RedisCircuit:
                     self._prune(now)
 
     def failure(self, now: float, retry_after: float | None = None, token: int = 0) -> None:
+        if self.store._worker_idle:
+            self.store._start_worker()
         server_break = (
             retry_after if retry_after is not None and retry_after > self.retry_after_cap else None
         )
