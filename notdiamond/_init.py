@@ -13,6 +13,7 @@ from typing_extensions import Unpack
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
 from ._events import Observer
 from ._health.store import HealthStore
+from ._hedge_options import Hedge, check_hedge_models
 from ._manager import RetryManager
 from ._options import check_option_names, parse_options
 from ._sdk import Provider, classify_client
@@ -59,6 +60,10 @@ class InitOptions(TypedDict, total=False):
     #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
     #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
     state: HealthStore | None
+    #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)`` races a slow
+    #: attempt with one on the next model; ``True`` (the defaults) or ``None``/``False`` (off, the
+    #: default).
+    hedge: Hedge | bool | None
 
 
 def init(
@@ -126,6 +131,7 @@ def init(
     bind_clock = getattr(store, "bind_clock", None)
     if bind_clock is not None:  # a shared store maps remaining durations onto this clock
         bind_clock(resolved["clock"])
+    check_hedge_models(resolved["hedge"], config)
     strategies = assemble(
         config.order,
         breaker=resolved.pop("circuit_breaker"),

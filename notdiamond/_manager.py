@@ -21,6 +21,8 @@ from ._config import (
 )
 from ._events import Observer
 from ._health.snapshot import ModelHealth, model_health
+from ._hedge_options import Hedge, Hedging
+from ._hedging import run_async_hedged
 from ._pipeline import current_call, run_async, run_sync
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, classify_client, set_request_fields
@@ -46,8 +48,8 @@ class BaseRetryWrapper:
         manager = RetryManager(["openai/gpt-4o-mini", "openai/gpt-4o"], [wrapper])
 
     A wrapper uses the settings of its own client's provider: keys of other providers in
-    ``models`` or in a per-model dict are ignored; everything else is validated as ``init`` does
-    (SPEC 3: a bare ``"gpt-4o"`` as a per-model key is refused, suggesting the full key).
+    ``models`` or in a per-model dict are ignored, and a bare model name (``"gpt-4o"``) as a
+    per-model key means that model of this provider.
     """
 
     #: Which kind of client the class serves (``RetryWrapper``: sync, ``AsyncRetryWrapper``: async).
@@ -260,6 +262,7 @@ class RetryManager:
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
         first_chunk_timeouts: Mapping[str, float] | None = None,
+        hedge: Hedge | None = None,
     ) -> None: ...
 
     def __init__(self, first: Any, second: Any, /, **settings: Any) -> None:
@@ -346,6 +349,7 @@ class RetryManager:
         strategies: tuple[Strategy, ...] = (),
         wrappers: Mapping[Provider, BaseRetryWrapper] | None = None,
         first_chunk_timeouts: Mapping[str, float] | None = None,
+        hedge: Hedge | None = None,
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -385,12 +389,17 @@ class RetryManager:
             observer=pipeline_observer,
             deadline=deadline,
             first_chunk_timeouts=first_chunk_timeouts,
+            hedge=None if hedge is None else Hedging(hedge, self.settings),
         )
+        # The driver of every managed call, chosen once: sync, async, or async hedged.
+        drive_async = run_async if hedge is None else run_async_hedged
         self.driver: Any
         if tracing is None:
-            self.driver = run_async if is_async else run_sync
+            self.driver = drive_async if is_async else run_sync
         else:
-            self.driver = tracing.wrap_async(run_async) if is_async else tracing.wrap_sync(run_sync)
+            self.driver = (
+                tracing.wrap_async(drive_async) if is_async else tracing.wrap_sync(run_sync)
+            )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {}
         for provider, client in clients.items():
@@ -497,14 +506,14 @@ def _own_settings(
 ) -> dict[str, Any]:
     """A wrapper's share of ``init``-style settings: its provider's models and their entries.
 
-    Well-formed keys of other providers are dropped; anything else is kept for ``parse_config``
-    to validate (and refuse with ``init``'s messages).
+    Keys of other providers are dropped; a bare model name (``"gpt-4o"``) as a per-model key
+    means this provider's model of that name.
     """
     own: dict[str, Any] = {"models": _models_of(models, frozenset({provider}))}
     for name, value in settings.items():
         if isinstance(value, Mapping) and not (name == "model_messages" and "role" in value):
             value = {
-                key: entry
+                (key if "/" in key else f"{provider}/{key}"): entry
                 for key, entry in value.items()
                 if not isinstance(key, str) or "/" not in key or key.startswith(f"{provider}/")
             }

@@ -203,6 +203,16 @@ def test_no_tracing_when_opentelemetry_is_not_installed(
     assert manager.pipeline.strategies == ()
 
 
+def test_no_tracing_when_the_sdk_is_disabled(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    manager = notdiamond.init(fake.openai(), models=["openai/gpt-4o"])
+    assert manager.driver is run_sync
+
+
 def test_tracing_keeps_the_users_observer(
     fake: FakeProvider, spans: InMemorySpanExporter, sleeps: SleepRecorder
 ) -> None:
