@@ -38,6 +38,7 @@ def describe(value: object) -> str:
 
 
 def is_boolean(value: object) -> bool:
+    """``value`` is a ``bool`` or numpy's bool (neither is taken as a number)."""
     # numpy's bool is neither a bool nor a number, but converts to 0.0/1.0 through __float__.
     kind = type(value)
     return isinstance(value, bool) or (

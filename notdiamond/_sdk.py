@@ -12,6 +12,7 @@ __all__ = [
     "CHAT_COMPLETIONS_PATH",
     "FinalRequestOptions",
     "Provider",
+    "body_in_memory",
     "body_not_read",
     "classify_client",
     "client_of",
@@ -139,6 +140,18 @@ def read_timeouts(response: Any) -> dict[str, float | None] | None:
 
 def body_not_read(response: Any) -> bool:
     return not response.is_stream_consumed and not response.is_closed
+
+
+def body_in_memory(response: Any) -> bytes | None:
+    """The body of a response loaded whole before the SDK saw it, else ``None``.
+
+    A ``Response(content=...)`` (what mock transports usually return) reads its body at once, so
+    the SDK's stream then decodes it from memory; a streamed network response is never loaded.
+    """
+    try:
+        return response.content  # type: ignore[no-any-return]
+    except http_module_of(response).ResponseNotRead:
+        return None
 
 
 def status_error(client: Any, message: str, body: object, status: int, response: Any) -> Exception:

@@ -55,6 +55,7 @@ import anyio
 import openai
 
 from ._sdk import (
+    body_in_memory,
     body_not_read,
     client_of,
     http_module_of,
@@ -166,6 +167,20 @@ def _first_event_error(data: str, result: Any, response: Any, key: str) -> Excep
         exc = status_error(client, message, parsed, status, response)
     _note(exc, f"notdiamond: {key} sent an error event before its first chunk")
     return exc
+
+
+def _check_in_memory(result: T, response: Any, key: str) -> T:
+    """A body already in memory (a mock's ``content=``): judge its first event the same way."""
+    content = body_in_memory(response)
+    if content is None:
+        return result
+    data = first_event_data(content)  # ``content`` is decoded already
+    failure = (
+        _ended(response, key) if data is None else _first_event_error(data, result, response, key)
+    )
+    if failure is not None:
+        raise failure
+    return result
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -417,8 +432,10 @@ def prime_sync(
     first) or raises the attempt's error.
     """
     response = streamed_response(result)
-    if response is None or not body_not_read(response):
+    if response is None:
         return result
+    if not body_not_read(response):
+        return _check_in_memory(result, response, key)
     if read_timeout is not None and (timeouts := read_timeouts(response)) is not None:
         timeouts["read"] = read_timeout[0]
     limit = first_chunk_timeout
@@ -491,8 +508,10 @@ async def _aclose(response: Any, rest: Any) -> None:
 
 async def _prime_async(result: T, key: str) -> T:
     response = streamed_response(result)
-    if response is None or not body_not_read(response):
+    if response is None:
         return result
+    if not body_not_read(response):
+        return _check_in_memory(result, response, key)
     http = http_module_of(response)
     encoded = _content_encoded(response)
     source = response.stream

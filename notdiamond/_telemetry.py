@@ -64,7 +64,8 @@ def detect_tracer() -> Tracer | None:
         return None  # nothing configured: every span would be dropped, so make none
     from . import __version__
 
-    return provider.get_tracer("notdiamond", __version__)
+    tracer = provider.get_tracer("notdiamond", __version__)
+    return None if isinstance(tracer, trace.NoOpTracer) else tracer  # e.g. OTEL_SDK_DISABLED
 
 
 class Tracing(Strategy):

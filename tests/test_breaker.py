@@ -509,11 +509,11 @@ def test_transitions_are_logged_with_figures_never_content(
     levels = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert levels[0][0] == "WARNING"
     assert levels[0][1] == (
-        "notdiamond: circuit breaker for openai/a opened: 2 failures in a row; skipping it for 10.000s"
+        "circuit breaker for openai/a opened: 2 failures in a row; skipping it for 10.000s"
     )
     assert levels[-1] == (
         "INFO",
-        "notdiamond: circuit breaker for openai/a closed (probe succeeded)",
+        "circuit breaker for openai/a closed (probe succeeded)",
     )
 
 

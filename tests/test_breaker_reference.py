@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -30,7 +31,10 @@ OPTIONS = notdiamond.CircuitBreaker(
 CAP = 3.0
 
 
-def _faults(sleeps: SleepRecorder, rng: random.Random, outage: tuple[float, float] | None) -> Any:
+def _faults(
+    now: Callable[[], float], rng: random.Random, outage: tuple[float, float] | None
+) -> Any:
+    """Seeded random replies; every reply is a 503 while ``now()`` is within ``outage``."""
     replies = [
         (0.55, ok()),
         (0.2, status(503)),
@@ -42,7 +46,7 @@ def _faults(sleeps: SleepRecorder, rng: random.Random, outage: tuple[float, floa
     ]
 
     def reply(request: Any) -> Any:
-        if outage is not None and outage[0] <= sleeps.now < outage[1]:
+        if outage is not None and outage[0] <= now() < outage[1]:
             return status(503)(request)
         pick = rng.random()
         for share, each in replies:
@@ -73,9 +77,9 @@ def test_runtime_and_reference_agree_on_a_whole_run(fake: FakeProvider, deadline
     )
     (strategy,) = [s for s in manager.strategies if isinstance(s, CircuitBreakerStrategy)]
     recorder = BreakerRecorder(strategy)
-    fake.always("openai/gpt-4o", _faults(sleeps, rng, outage=(10.0, 30.0)), 100_000)
-    fake.always("openai/gpt-4o-mini", _faults(sleeps, rng, outage=None), 100_000)
-    fake.always("azure/gpt-4o", _faults(sleeps, rng, outage=(20.0, 25.0)), 100_000)
+    fake.always("openai/gpt-4o", _faults(sleeps.clock, rng, outage=(10.0, 30.0)), 100_000)
+    fake.always("openai/gpt-4o-mini", _faults(sleeps.clock, rng, outage=None), 100_000)
+    fake.always("azure/gpt-4o", _faults(sleeps.clock, rng, outage=(20.0, 25.0)), 100_000)
     for _ in range(500):
         sleeps.now += 0.1
         with contextlib.suppress(openai.OpenAIError):
@@ -148,3 +152,58 @@ def test_a_call_made_while_the_probe_is_in_flight_skips_the_model(fake: FakeProv
         "azure/gpt-4o",  # the probe failed: fallback
     ]
     assert disagreements(recorder.steps, config_of(OPTIONS, 60.0)) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_concurrent_async_run_agrees_with_the_reference(fake: FakeProvider) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    rng = random.Random(5)
+    serve = fake.handle
+
+    async def slow(request: Any) -> Any:  # every answer takes 0.3 s of loop time
+        await request.aread()
+        await asyncio.sleep(0.3)
+        return serve(request)
+
+    fake.handle_async = slow  # type: ignore[method-assign]
+    client = fake.async_openai()
+    manager = notdiamond.init(
+        [client, fake.async_azure()],
+        models=MODELS,
+        max_retries=3,
+        backoff=0.5,
+        seed=9,
+        clock=loop.time,
+        retry_after_cap=CAP,
+        circuit_breaker=OPTIONS,
+    )
+    (strategy,) = [s for s in manager.strategies if isinstance(s, CircuitBreakerStrategy)]
+    recorder = BreakerRecorder(strategy)
+    start = loop.time()
+
+    def elapsed() -> float:
+        return loop.time() - start
+
+    fake.always("openai/gpt-4o", _faults(elapsed, rng, (5.0, 20.0)), 100_000)
+    fake.always("openai/gpt-4o-mini", _faults(elapsed, rng, None), 100_000)
+    fake.always("azure/gpt-4o", _faults(elapsed, rng, (10.0, 14.0)), 100_000)
+
+    async def call() -> None:
+        with contextlib.suppress(openai.OpenAIError):
+            await client.chat.completions.create(model="notdiamond", messages=USER)
+
+    tasks = []
+    for _ in range(400):  # 10 calls/s for 40 s, each taking 0.3 s or more: several in flight
+        tasks.append(asyncio.create_task(call()))
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*tasks)
+    steps = recorder.steps
+    assert disagreements(steps, config_of(OPTIONS, CAP)) == []
+    answers = Counter(s.answer for s in steps if isinstance(s.event, Admit))
+    changes = Counter(c.to for s in steps for c in s.changes)
+    assert answers["skip"] > 0
+    assert answers["probe"] > 0
+    assert min(changes["open"], changes["half_open"], changes["closed"]) > 0

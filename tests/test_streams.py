@@ -727,3 +727,28 @@ async def test_closing_a_primed_async_stream_unread_releases_the_connection(
     await stream.close()
     assert bodies[0].closed
     assert bodies[0].delivered == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", openai.APIConnectionError),
+        (DONE_EVENT, openai.APIConnectionError),
+        (error_event({"message": "busy", "code": 503}), openai.InternalServerError),
+    ],
+    ids=["empty", "done-first", "503-event"],
+)
+def test_a_body_loaded_whole_by_a_mock_is_judged_the_same_way(
+    fake: FakeProvider, sleeps: SleepRecorder, body: bytes, expected: type[Exception]
+) -> None:
+    def in_memory(request: Any) -> Any:
+        return H.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    with pytest.raises(expected):
+        prime_sync(_open(fake, in_memory), key=KEY)
+    client, azure = fake.openai(), fake.azure()
+    notdiamond.init([client, azure], models=TWO, sleep=sleeps)
+    fake.script(KEY, in_memory)
+    stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+    assert _text(stream) == "hi"  # fell back: azure's stream (loaded whole too) is fine
+    assert fake.keys()[-2:] == [KEY, "azure/gpt-4o"]

@@ -203,6 +203,16 @@ def test_no_tracing_when_opentelemetry_is_not_installed(
     assert manager.pipeline.strategies == ()
 
 
+def test_no_tracing_when_the_sdk_is_disabled(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    manager = notdiamond.init(fake.openai(), models=["openai/gpt-4o"])
+    assert manager.driver is run_sync
+
+
 def test_tracing_keeps_the_users_observer(
     fake: FakeProvider, spans: InMemorySpanExporter, sleeps: SleepRecorder
 ) -> None:
@@ -337,3 +347,26 @@ async def test_served_models_collects_from_gathered_tasks(fake: FakeProvider) ->
         )
     assert sorted(served.models) == sorted(fake.keys())
     assert len(served.models) == 20
+
+
+def test_init_and_breaker_records_carry_no_prefix_of_their_own(
+    fake: FakeProvider, sleeps: SleepRecorder, nd_logs: pytest.LogCaptureFixture
+) -> None:
+    """The logger's name is the one ``notdiamond`` prefix (formatters print it)."""
+    client = fake.openai()
+    notdiamond.init(
+        client,
+        models=["openai/gpt-4o"],
+        async_mode=True,  # disagrees with the client: a warning
+        max_retries={"openai/gpt-4o": 1, "azure/gpt-4o": 2},  # another init's key: a warning
+        circuit_breaker=notdiamond.CircuitBreaker(consecutive_failures=1),
+        sleep=sleeps,
+    )
+    fake.script("openai/gpt-4o", status(500))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=USER)
+    messages = [r.getMessage() for r in nd_logs.records]
+    assert any(m.startswith("init: async_mode") for m in messages)
+    assert any(m.startswith("init: max_retries has an entry") for m in messages)
+    assert any(m.startswith("circuit breaker for openai/gpt-4o opened") for m in messages)
+    assert not [m for m in messages if m.startswith("notdiamond")]

@@ -1,4 +1,4 @@
-"""Record what a runtime circuit breaker was asked and answered, and check it against the reference.
+"""Record what a runtime breaker (or retry budget) was asked and answered; check it against the reference.
 
 :class:`BreakerRecorder` wraps the hooks of the runtime's breaker strategy (found in
 ``manager.strategies``) on that one instance: each hook call becomes a reference event
@@ -6,6 +6,7 @@
 meanwhile. The outcome of a failed attempt is classified here, from the exception alone, by the
 rules of issue 12 (not by the runtime's own classifier). :func:`disagreements` replays the events
 through :class:`~chaos.reference.breaker.ReferenceBreaker` and lists every difference.
+:class:`BudgetRecorder` and :func:`budget_disagreements` do the same for the retry budget.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .breaker import (
     Outcome,
     ReferenceBreaker,
 )
+from .budget import BudgetConfig, ReferenceBudget
 
 #: Statuses that count against a model besides 5xx: 408, 409, 429 (retried) and 401/403 (refused).
 FAILURE_STATUSES = frozenset({401, 403, 408, 409, 429})
@@ -215,4 +217,51 @@ def disagreements(steps: Sequence[Step], config: BreakerConfig, limit: int = 20)
             )
             if len(found) >= limit:
                 break
+    return found
+
+
+@dataclass(frozen=True)
+class BudgetStep:
+    """One hook call of a runtime retry budget: a first attempt, or a retry and its answer."""
+
+    at: float
+    key: str
+    first: bool
+    granted: bool | None = None
+
+
+class BudgetRecorder:
+    """Installs itself on a runtime ``RetryBudgetStrategy`` instance (hooks serialised)."""
+
+    def __init__(self, strategy: Any) -> None:
+        self.steps: list[BudgetStep] = []
+        lock = threading.Lock()
+        started = strategy.attempt_started
+        allow = strategy.allow_retry
+
+        def attempt_started(call: Any, key: str, attempt: int, now: float) -> None:
+            with lock:
+                started(call, key, attempt, now)
+                if attempt == 1:
+                    self.steps.append(BudgetStep(now, key, first=True))
+
+        def allow_retry(call: Any, key: str, wait: float, now: float) -> bool:
+            with lock:
+                granted = bool(allow(call, key, wait, now))
+                self.steps.append(BudgetStep(now, key, first=False, granted=granted))
+                return granted
+
+        strategy.attempt_started = attempt_started
+        strategy.allow_retry = allow_retry
+
+
+def budget_disagreements(steps: Sequence[BudgetStep], config: BudgetConfig) -> list[str]:
+    """Every retry the runtime granted or refused where the reference decides otherwise."""
+    reference = ReferenceBudget(config)
+    found: list[str] = []
+    for index, step in enumerate(steps):
+        if step.first:
+            reference.first_attempt(step.at, step.key)
+        elif reference.retry(step.at, step.key) != step.granted:
+            found.append(f"step {index} {step!r}: reference says {not step.granted}")
     return found

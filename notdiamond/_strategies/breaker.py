@@ -28,6 +28,7 @@ import openai
 
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
+from notdiamond._numbers import describe
 from notdiamond._policy import is_transient, retry_after_seconds
 from notdiamond._strategy import Admission, CallView, Strategy
 
@@ -100,7 +101,7 @@ def circuit_breaker_option(value: object) -> CircuitBreaker | None:
         return value
     raise TypeError(
         f"circuit_breaker must be notdiamond.CircuitBreaker(...), True (the defaults) or "
-        f"None/False (off), got {value!r}."
+        f"None/False (off), got {describe(value)}."
     )
 
 
@@ -200,16 +201,16 @@ class CircuitBreakerStrategy(Strategy):
         if change.after == "open":
             if logger.isEnabledFor(logging.WARNING):
                 logger.warning(
-                    "notdiamond: circuit breaker for %s opened: %s; skipping it for %.3fs",
+                    "circuit breaker for %s opened: %s; skipping it for %.3fs",
                     change.key,
                     self._why(change),
                     change.break_duration or 0.0,
                 )
         elif change.after == "closed":
-            logger.info("notdiamond: circuit breaker for %s closed (probe succeeded)", change.key)
+            logger.info("circuit breaker for %s closed (probe succeeded)", change.key)
         else:
             logger.info(
-                "notdiamond: circuit breaker for %s half-open (%s); probing it",
+                "circuit breaker for %s half-open (%s); probing it",
                 change.key,
                 "break ended" if change.reason == "break_ended" else "every model open",
             )
