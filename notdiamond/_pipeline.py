@@ -1,9 +1,10 @@
-"""The pipeline of one ``init``, assembled once, and the drivers that run a call through it.
+"""The drivers that run a call through its pipeline (the pipeline itself is ``_assembly``).
 
 Data flows one way: the client's hook builds a :class:`~notdiamond._call.CallState`, a driver sends
 its attempts through the wrapper of each attempt's model (``wrapper._default_create(**kwargs)``),
-and the call's state decides what follows each outcome, consulting the strategies. The drivers
-differ only in how they wait and await.
+and the call's state decides what follows each outcome, consulting the strategies. ``run_sync``
+and ``run_async`` differ only in how they wait and await; the hedged async driver is in
+``_hedging``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Final
 class ServedModels:
     """The model keys that served the managed calls completed inside a ``served_models()`` block.
 
-    A call counts once it returned (for ``stream=True``: once the stream was opened); a call that
+    A call counts once it returned (for ``stream=True``: once its first chunk arrived); a call that
     raised is not listed (``notdiamond.failures_of(exc)`` tells what it tried).
     """
 

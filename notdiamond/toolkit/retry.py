@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from notdiamond._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
-from notdiamond._types import ClientType, ModelType, OpenAIMessagesType
+from notdiamond.toolkit._retry import (
+    AsyncRetryWrapper,
+    ClientType,
+    ModelType,
+    OpenAIMessagesType,
+    RetryManager,
+    RetryWrapper,
+)
 
 __all__ = [
     "AsyncRetryWrapper",
