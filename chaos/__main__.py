@@ -12,15 +12,19 @@ bad scenario file or argument.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import power
 from .jobs import DEFAULT_SEED, Job, available_cpus, derive_seed, run_jobs
 from .mutants import MUTANTS
+from .mutants import caught as mutant_caught
 from .report import plot_all, power_notes, run_info, write_json, write_summary
 from .results import JobResult
 from .scenario import Scenario, ScenarioError, load, load_builtin
@@ -55,6 +59,57 @@ def build_jobs(
     return jobs
 
 
+#: Where ``--detection`` writes its rates (read by later reports in the same directory).
+DETECTION_FILE = "detection.json"
+
+
+def detection_power(scenarios: Sequence[Scenario], k: int, *, quick: bool, out: Path) -> int:
+    """Run every mutant at ``k`` fresh seeds; write the share caught to ``out/detection.json``."""
+    seeds = [secrets.randbelow(2**31 - 1) for _ in range(k)]
+    jobs: list[Job] = []
+    for s in seeds:
+        jobs += [j for j in build_jobs(scenarios, s, quick=quick, mutants=True) if j.mutant]
+    started = time.perf_counter()
+    print(
+        f"chaos: detection power, {len(jobs)} mutant runs over {k} fresh seeds",
+        file=sys.stderr,
+        flush=True,
+    )
+    results = run_jobs(jobs)
+    rates: dict[str, dict[str, Any]] = {}
+    for res in results:
+        assert res.mutant is not None
+        entry = rates.setdefault(
+            res.mutant,
+            {"seeds": 0, "caught": 0, "crashed": 0, "n": res.n, "missed_seeds": []},
+        )
+        entry["seeds"] += 1
+        if res.error:
+            entry["crashed"] += 1
+        if mutant_caught(res.mutant, res.checks):
+            entry["caught"] += 1
+        else:
+            entry["missed_seeds"].append(res.seed)
+    for entry in rates.values():
+        entry["seed_list"] = seeds
+        entry["sizes"] = "quick" if quick else "full"
+        entry["wall_s"] = round(time.perf_counter() - started, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DETECTION_FILE).write_text(json.dumps(rates, indent=2) + "\n", encoding="utf-8")
+    worst = min((e["caught"] / e["seeds"] for e in rates.values()), default=1.0)
+    for name, e in sorted(rates.items()):
+        print(f"  {name}: caught at {e['caught']}/{e['seeds']} fresh seeds", file=sys.stderr)
+    return 0 if worst >= 0.99 else 1
+
+
+def _load_average() -> str:
+    """The 1/5/15-minute load averages at the end of the run (other work on the machine)."""
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (AttributeError, OSError):  # not on Windows
+        return ""
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished workers (0 where the platform cannot tell)."""
     try:
@@ -87,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument(
+        "--detection",
+        type=int,
+        default=0,
+        metavar="K",
+        help="measure detection power instead: run every mutant at K fresh seeds (sized as the "
+        "run would be) and write DIR/detection.json, which later reports include",
+    )
+    parser.add_argument(
         "--traces",
         type=Path,
         default=None,
@@ -113,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.random_seed
         else (DEFAULT_SEED if args.seed is None else args.seed)
     )
+    if args.detection > 0:
+        return detection_power(scenarios, args.detection, quick=args.quick, out=args.out)
     jobs = build_jobs(scenarios, seed, quick=args.quick, mutants=not args.no_mutants)
     if args.traces is not None:
         for job in jobs:
@@ -170,9 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         virtual_s=sum(r.virtual_s for r in main_results),
         alpha=power.ALPHA,
         power=power.POWER,
+        load=_load_average(),
         delta=power.DELTA,
     )
     info["power_notes"] = power_notes(scenarios, results)
+    detection_file = out / DETECTION_FILE
+    if detection_file.exists():
+        info["detection"] = json.loads(detection_file.read_text(encoding="utf-8"))
     data = write_json(out / "results.json", results, info)
     write_summary(out / "summary.md", results, by_name, info, plots)
 

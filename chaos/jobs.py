@@ -7,7 +7,6 @@ its check results and the small extracts the report plots.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import sys
@@ -28,8 +27,9 @@ from .trace_file import trace_path, write_trace
 #: Seed of the default (reproducible) run.
 DEFAULT_SEED = 20_251_125
 
-#: Tolerance of waits measured over real sockets (real seconds): below, above.
-SERVER_WAIT_TOLERANCE = (0.003, 0.100)
+#: Tolerance of waits measured over real sockets (real seconds): below, above. A wait is never
+#: shorter; on a loaded machine (load average 11 on 2 cores: up to 162 ms seen) it can be longer.
+SERVER_WAIT_TOLERANCE = (0.003, 0.500)
 
 __all__ = [
     "DEFAULT_SEED",
@@ -81,6 +81,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
 
     scenario = job.scenario
     started = time.perf_counter()
+    cpu_started = time.process_time()
     progress = Progress(job.label, job.n, show_progress)
     mutant = MUTANTS[job.mutant] if job.mutant else None
     driver = DRIVERS[scenario.mode]
@@ -130,6 +131,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
         len(trace.http),
         plot,
         trace.max_in_flight,
+        cpu_s=time.process_time() - cpu_started,
     )
 
 
@@ -223,7 +225,3 @@ def available_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def estimated_cost(jobs: list[Job]) -> float:
-    return math.fsum(j.cost for j in jobs)

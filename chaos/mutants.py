@@ -11,12 +11,13 @@ import contextlib
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import power
 from .monkeypatch import swapped
+from .results import CheckResult
 from .scenario import Scenario
 
 #: How far the skewed-weights mutant moves the first weight (in probability).
@@ -63,6 +64,12 @@ class Mutant:
             if p >= 1:
                 return MIN_N
         return self.n
+
+
+def caught(mutant: str, checks: Sequence[CheckResult]) -> bool:
+    """Whether a mutant's run caught it: its target check ran and failed."""
+    target = [c for c in checks if c.name == MUTANTS[mutant].check]
+    return bool(target) and any(not c.passed for c in target)
 
 
 #: An exact check's mutant run misses the broken behaviour with at most this probability.
@@ -618,7 +625,7 @@ MUTANTS: dict[str, Mutant] = {
             "high-failure",
             "reproducible_selection",
             _seed_ignored,
-            n=MIN_N,
+            n=20,
         ),
     )
 }

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import power
 from .mutants import MUTANTS
+from .mutants import caught as mutant_caught
 from .results import CheckResult, JobResult
 from .scenario import Scenario
 
@@ -58,7 +59,7 @@ def mutant_verdicts(results: Sequence[JobResult]) -> list[dict[str, Any]]:
             continue
         m = MUTANTS[res.mutant]
         target = [c for c in res.checks if c.name == m.check]
-        caught = bool(target) and any(not c.passed for c in target)
+        caught = mutant_caught(m.name, res.checks)
         others = sorted({c.name for c in res.checks if not c.passed and c.name != m.check})
         out.append(
             {
@@ -101,6 +102,7 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
                 "n": r.n,
                 "seed": r.seed,
                 "wall_s": round(r.wall_s, 2),
+                "cpu_s": round(r.cpu_s, 2),
                 "virtual_s": round(r.virtual_s, 1),
                 "http_requests": r.http_requests,
                 "max_in_flight": r.max_in_flight,
@@ -489,12 +491,27 @@ def section_header(s: Summary) -> list[str]:
         f"also shows how much else the machine was running"
         + (f"; load average {run['load']}" if run.get("load") else "")
         + f"); openai {run['openai']}, Python {run['python']}, {run['platform']}.",
+        _idle_estimate(s),
         f"- Requests simulated: {run['requests']:,}; HTTP requests answered: "
         f"{run['http_requests']:,}; virtual time simulated: {run['virtual_s']:,.0f} s.",
         f"- Significance: alpha = {power.ALPHA}; sample sizes by power analysis for a "
         f"{power.DELTA * 100:g}-point deviation at power {power.POWER} (see below).",
         "",
     ]
+
+
+def _idle_estimate(s: Summary) -> str:
+    """What the run would take on idle cores: its jobs' CPU seconds, packed longest first."""
+    cpu = sorted((r.cpu_s for r in s.results), reverse=True)
+    workers = max(1, int(s.run.get("workers", 1)))
+    load = [0.0] * workers
+    for c in cpu:
+        load[load.index(min(load))] += c
+    return (
+        f"- CPU time of the jobs: {sum(cpu):.0f} s (longest job {cpu[0] if cpu else 0:.0f} s): "
+        f"on {workers} idle core(s) the run would take about {max(load):.0f} s plus start-up "
+        "(the jobs packed longest first; an estimate from this run's CPU times, not a measurement)."
+    )
 
 
 def section_failures(s: Summary) -> list[str]:
@@ -591,9 +608,12 @@ def section_checks(s: Summary) -> list[str]:
             if c.name in ("first_choice_weights", "fallback_weights") and c.n and c.path == "sdk":
                 d = c.details.get("detectable_delta")
                 if d:
+                    at = c.details.get("detectable_n") or c.n
+                    group = " in its largest group" if "detectable_n" in c.details else ""
                     L.append(
-                        f"  At n={c.n:,} the test detects a {d * 100:.2f}-point deviation with "
-                        f"power {power.POWER} (the power analysis asks {c.required_n:,} for 1 point)."
+                        f"  At n={at:,}{group} the test detects a {d * 100:.2f}-point deviation "
+                        f"with power {power.POWER} (the power analysis asks {c.required_n:,} for "
+                        "1 point)."
                     )
         L.append("")
     return L
@@ -725,14 +745,19 @@ def power_notes(scenarios: Sequence[Scenario], results: Sequence[JobResult]) -> 
             notes.append(f"- {s.name}: success rate {sizes['success_rate']:,} requests.")
     notes.append("")
     notes.append(
-        "Weighted draws through the real SDK cost about 2-4 ms per request on this machine (the SDK's "
-        "request building and parsing; measured), so 88 thousand of them per scenario would not fit "
-        'the 5-minute budget. Scenarios with `"n": "auto"` run at the power analysis\'s size; '
-        "`weighted-failing` and `async-concurrent` run a fixed n through the SDK (the table states "
-        "the deviation they can detect), and `weighted-failing` also runs checks 1 and 2 at full "
-        "size on the runtime's own selector (`path = selector`). Mutant runs of statistical checks are "
-        "sized by the same analysis for the mutant's deviation (2 points); those of exact checks so that "
-        "the broken behaviour shows at least once with probability 1 - 1e-6, from the fault rates."
+        "Weighted draws through the real SDK cost about 2-4 ms per request on an idle 2-core "
+        "machine (the SDK's request building and parsing; measured), so 88 thousand of them per "
+        'scenario would not fit the time budget. Scenarios with `"n": "auto"` run at the power '
+        "analysis's size; `weighted-failing`, `async-concurrent` and `high-failure` run a fixed n "
+        "through the SDK (the checks above state the deviation that n detects with power 0.99, "
+        "and claim no more), and `healthy` and `weighted-failing` also run checks 1 and 2 at full "
+        "size on the runtime's own selector (`path = selector`; fallbacks after every set of "
+        "failed models). `success_rate` on `high-failure` (predicted about 0.95) runs 4,000 "
+        "requests, not the 1-point size: it detects a deviation of about 2.1 points. Mutant runs "
+        "of statistical checks are sized by the same analysis for the mutant's own deviation "
+        "(`weights_skewed`: 2 points; `uniform_fallback`: uniform against the renormalised "
+        "weights, summed over the fallback groups); those of exact checks so that the broken "
+        "behaviour shows at least once with probability 1 - 1e-6, from the fault rates."
     )
     return notes
 

@@ -66,3 +66,5 @@ class JobResult:
     plot: dict[str, Any] = field(default_factory=dict)
     max_in_flight: int = 0
     error: str | None = None
+    #: CPU seconds the job's process spent on it (wall time minus waiting for a core).
+    cpu_s: float = 0.0

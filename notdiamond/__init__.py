@@ -12,8 +12,10 @@ from ._events import AttemptEvent
 from ._failures import Failure, failures_of
 from ._health.circuit import Transition as BreakerTransition
 from ._health.snapshot import ModelHealth
+from ._hedge_options import Hedge
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
+from ._served import ServedModels, served_models
 from ._strategies.breaker import CircuitBreaker
 from ._strategies.budget import RetryBudget
 from ._types import (
@@ -36,6 +38,7 @@ __all__ = [
     "ClientsInput",
     "DeadlineExceeded",
     "Failure",
+    "Hedge",
     "InitOptions",
     "MessagesInput",
     "ModelHealth",
@@ -46,8 +49,10 @@ __all__ = [
     "RetryBudget",
     "RetryManager",
     "RetryWrapper",
+    "ServedModels",
     "__version__",
     "deadline",
     "failures_of",
     "init",
+    "served_models",
 ]

@@ -37,7 +37,8 @@ def describe(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _is_boolean(value: object) -> bool:
+def is_boolean(value: object) -> bool:
+    """``value`` is a ``bool`` or numpy's bool (neither is taken as a number)."""
     # numpy's bool is neither a bool nor a number, but converts to 0.0/1.0 through __float__.
     kind = type(value)
     return isinstance(value, bool) or (
@@ -57,7 +58,7 @@ def real_number(value: object, *, where: str, expected: str) -> float:
     """
     kind = type(value)
     if (
-        _is_boolean(value)
+        is_boolean(value)
         or _is_array(value)
         or isinstance(value, str | bytes)
         or (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real))
@@ -87,7 +88,7 @@ def real_number(value: object, *, where: str, expected: str) -> float:
 def whole_number(value: object, *, where: str, expected: str) -> int:
     """``value`` as an int, if it is an integer of any type (``__index__``); else ``TypeError``."""
     kind = type(value)
-    if _is_boolean(value) or _is_array(value) or not hasattr(kind, "__index__"):
+    if is_boolean(value) or _is_array(value) or not hasattr(kind, "__index__"):
         raise TypeError(f"{where}: expected {expected}, got {describe(value)} ({kind.__name__}).")
     try:
         return operator.index(value)  # type: ignore[arg-type]

@@ -21,8 +21,16 @@ from typing import Any, Final
 import anyio
 
 from ._config import PerModel
+from ._hedge_options import check_hedge
 from ._hints import near_miss
-from ._numbers import DEFAULT_RETRY_AFTER_CAP, MAX_WAIT, describe, real_number, whole_number
+from ._numbers import (
+    DEFAULT_RETRY_AFTER_CAP,
+    MAX_WAIT,
+    describe,
+    is_boolean,
+    real_number,
+    whole_number,
+)
 from ._strategies.breaker import circuit_breaker_option
 from ._strategies.budget import retry_budget_option
 
@@ -95,9 +103,9 @@ def _sleep(value: object, context: OptionContext) -> Any:
 
 def _flag(name: str) -> Callable[[object, OptionContext], bool]:
     def check(value: object, _: OptionContext) -> bool:
-        if not isinstance(value, bool):
+        if not is_boolean(value):  # bool, or numpy's bool
             raise TypeError(f"{name} must be True or False, got {describe(value)}.")
-        return value
+        return bool(value)
 
     return check
 
@@ -178,6 +186,10 @@ def _check_first_chunk(where: str, value: object) -> float | None:
     return limit
 
 
+def _hedge(value: object, context: OptionContext) -> Any:
+    return check_hedge(value, is_async=context.is_async)
+
+
 def _circuit_breaker(value: object, _: OptionContext) -> Any:
     return circuit_breaker_option(value)  # the strategy owns its options
 
@@ -205,14 +217,15 @@ OPTIONS: Final[Mapping[str, Option]] = {
         Option(
             "deadline", None, _deadline, "seconds one whole call may take, all attempts included"
         ),
+        Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
+        Option("retry_budget", None, _retry_budget, "per-model retry budget"),
         Option(
             "first_chunk_timeout",
             None,
             _first_chunk_timeout,
             "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
-        Option("circuit_breaker", None, _circuit_breaker, "per-model circuit breaker"),
-        Option("retry_budget", None, _retry_budget, "per-model retry budget"),
+        Option("hedge", None, _hedge, "notdiamond.Hedge(...): race a slow attempt (async clients)"),
     )
 }
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from openai import AsyncOpenAI
-
 from ._call import CallState
-from ._pipeline import run_async, run_sync
 
 if TYPE_CHECKING:
     from ._assembly import Pipeline
@@ -25,6 +23,8 @@ class Router(Protocol):
     """What patching needs of the wrapper that serves a client (``RetryWrapper``)."""
 
     pipeline: Pipeline
+    #: Runs a routed call to its result (the pipeline's driver, traced when tracing is on).
+    drive: Callable[[CallState], Any]
 
     def route(self, options: Any) -> str | None:
         """The first model key of a managed call, or ``None`` to pass the request through."""
@@ -118,16 +118,15 @@ def _make_patched_class(base: Any) -> type:
         return new
 
     # The async SDK's ``request`` is a coroutine function; this hook returns the coroutine of
-    # either the pipeline or the original method, so one plain function serves both kinds.
-    run = run_async if issubclass(base, AsyncOpenAI) else run_sync
-
+    # either the pipeline (the wrapper's ``drive``) or the original method, so one plain
+    # function serves both kinds.
     def request(
         self: Any, cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
         slot: Slot | None = self.__dict__.get(SLOT_ATTR)
         wrapper = slot.wrapper if slot is not None else None  # read once: close() may clear it
         if wrapper is not None and (key := wrapper.route(options)) is not None:
-            return run(
+            return wrapper.drive(
                 CallState(
                     wrapper.pipeline, wrapper, self, key, cast_to, options, stream, stream_cls
                 )

@@ -8,12 +8,14 @@ differ only in how they wait and await.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import Any, Final
 
 from ._call import CallState
 from ._sdk import placeholder_request
-from ._streams import prime_sync, send_and_prime_async
+from ._served import current_record, open_blocks
+from ._streams import cap_header_wait, prime_sync, send_and_prime_async
 
 #: The call whose attempt is being sent: ``_default_create(**kwargs)`` reads its request options
 #: here, so that it receives exactly the attempt's keyword arguments and nothing else.
@@ -38,6 +40,20 @@ def _stream_clock(call: CallState) -> bool:
     return bool(call.pipeline.first_chunk_timeouts) or (call.timed and call.deadline is not None)
 
 
+def primed_async(call: CallState, attempt: Awaitable[Any]) -> Awaitable[Any]:
+    """A streamed attempt of an async call, to be awaited up to its first chunk (SPEC 4.9)."""
+    pipeline = call.pipeline
+    limit = first_chunk_limit(call, pipeline.clock()) if _stream_clock(call) else None
+    return send_and_prime_async(
+        attempt,
+        key=call.key,
+        request=lambda: placeholder_request(call.client, call.options),
+        first_chunk_timeout=limit,
+        clock=pipeline.clock,
+        sleep=pipeline.sleep,
+    )
+
+
 def run_sync(call: CallState) -> Any:
     """Run a call of a sync client to its result or its final error."""
     pipeline = call.pipeline
@@ -46,10 +62,13 @@ def run_sync(call: CallState) -> Any:
         wrapper = pipeline.wrapper_of[call.key]
         direct = wrapper._plain and "_default_create" not in wrapper.__dict__
         token = None if direct else current_call.set(call)
-        limit = sent = None
+        limit = sent = read = None
         if call.stream and _stream_clock(call):
             sent = pipeline.clock()
             limit = first_chunk_limit(call, sent)
+            client = call.client if call.origin is wrapper else wrapper._client
+            if limit is not None and (cap := cap_header_wait(client, kwargs["timeout"], limit)):
+                kwargs["timeout"], read = cap[0], (cap[1],)
         try:
             attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
             result = attempt
@@ -60,6 +79,7 @@ def run_sync(call: CallState) -> Any:
                     sent=sent or 0.0,
                     first_chunk_timeout=limit,
                     clock=pipeline.clock,
+                    read_timeout=read,
                 )
         except Exception as exc:
             failure = exc
@@ -69,6 +89,8 @@ def run_sync(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if open_blocks[0] and (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             if token is not None:
@@ -93,15 +115,7 @@ async def run_async(call: CallState) -> Any:
         try:
             attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
             if call.stream:  # the first chunk is part of the attempt (SPEC 4.9)
-                limit = first_chunk_limit(call, pipeline.clock()) if _stream_clock(call) else None
-                attempt = send_and_prime_async(
-                    attempt,
-                    key=call.key,
-                    request=lambda: placeholder_request(call.client, call.options),
-                    first_chunk_timeout=limit,
-                    clock=pipeline.clock,
-                    sleep=pipeline.sleep,
-                )
+                attempt = primed_async(call, attempt)
             result = await attempt
         except Exception as exc:
             failure = exc
@@ -111,6 +125,8 @@ async def run_async(call: CallState) -> Any:
         else:
             if call.timed:
                 call.succeeded()
+            if open_blocks[0] and (served := current_record.get()) is not None:
+                served.models.append(call.key)
             return result
         finally:
             if token is not None:

@@ -12,10 +12,13 @@ __all__ = [
     "CHAT_COMPLETIONS_PATH",
     "FinalRequestOptions",
     "Provider",
+    "body_in_memory",
     "body_not_read",
     "classify_client",
     "client_of",
     "http_module_of",
+    "http_module_of_client",
+    "read_timeouts",
     "set_request_fields",
     "status_error",
     "streamed_response",
@@ -115,8 +118,40 @@ def http_module_of(response: object) -> Any:
     return sys.modules[type(response).__module__.split(".", 1)[0]]
 
 
+def http_module_of_client(client: Any) -> Any:
+    """``httpx2`` or ``httpx``: the library of an SDK client's HTTP client (the SDK subclasses it)."""
+    for cls in type(client._client).__mro__:
+        name = cls.__module__.split(".", 1)[0]
+        if name in ("httpx", "httpx2"):
+            return sys.modules[name]
+    raise TypeError(f"{type(client._client).__name__} is neither an httpx nor an httpx2 client")
+
+
+def read_timeouts(response: Any) -> dict[str, float | None] | None:
+    """The request's timeout dict that the HTTP library reads when the response body starts.
+
+    ``httpx``/``httpx2`` put ``Timeout.as_dict()`` in ``request.extensions["timeout"]`` and pass the
+    same dict to ``httpcore``/``httpcore2``: an HTTP/1.1 connection reads its ``"read"`` entry when
+    it waits for the headers and again when the body is first iterated (HTTP/2: at every read).
+    """
+    timeouts = response.request.extensions.get("timeout")
+    return timeouts if isinstance(timeouts, dict) else None
+
+
 def body_not_read(response: Any) -> bool:
     return not response.is_stream_consumed and not response.is_closed
+
+
+def body_in_memory(response: Any) -> bytes | None:
+    """The body of a response loaded whole before the SDK saw it, else ``None``.
+
+    A ``Response(content=...)`` (what mock transports usually return) reads its body at once, so
+    the SDK's stream then decodes it from memory; a streamed network response is never loaded.
+    """
+    try:
+        return response.content  # type: ignore[no-any-return]
+    except http_module_of(response).ResponseNotRead:
+        return None
 
 
 def status_error(client: Any, message: str, body: object, status: int, response: Any) -> Exception:

@@ -37,6 +37,8 @@ class CallView(Protocol):
     def probing(self) -> str | None: ...  # the model this call probes (one attempt), if any
     @property
     def sent(self) -> int: ...  # attempts sent so far
+    @property
+    def clamped(self) -> bool: ...  # the current attempt's timeout was cut to the time left
 
 
 #: The hooks a pipeline dispatches, in the order a call meets them.

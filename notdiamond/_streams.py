@@ -37,7 +37,8 @@ two safe mechanisms: when the response runs over a plain HTTP/1.1 socket, a time
 socket down (``shutdown(SHUT_RDWR)``, never ``close``: the blocked read returns at once and the
 descriptor stays owned by the HTTP library) if no first chunk arrived in time; and, whatever the
 transport, a first chunk read on the injected clock after the limit is a timeout too. The wait for the
-response headers of a sync attempt is bounded by the attempt's own ``timeout``.
+response headers of a sync attempt is bounded by the HTTP library's read timeout, cut to the limit
+for that wait only (:func:`cap_header_wait`) and put back before the body is read.
 """
 
 from __future__ import annotations
@@ -54,14 +55,23 @@ import anyio
 import openai
 
 from ._sdk import (
+    body_in_memory,
     body_not_read,
     client_of,
     http_module_of,
+    http_module_of_client,
+    read_timeouts,
     status_error,
     streamed_response,
 )
 
-__all__ = ["first_event_data", "prime_async", "prime_sync", "send_and_prime_async"]
+__all__ = [
+    "cap_header_wait",
+    "first_event_data",
+    "prime_async",
+    "prime_sync",
+    "send_and_prime_async",
+]
 
 T = TypeVar("T")
 
@@ -157,6 +167,20 @@ def _first_event_error(data: str, result: Any, response: Any, key: str) -> Excep
         exc = status_error(client, message, parsed, status, response)
     _note(exc, f"notdiamond: {key} sent an error event before its first chunk")
     return exc
+
+
+def _check_in_memory(result: T, response: Any, key: str) -> T:
+    """A body already in memory (a mock's ``content=``): judge its first event the same way."""
+    content = body_in_memory(response)
+    if content is None:
+        return result
+    data = first_event_data(content)  # ``content`` is decoded already
+    failure = (
+        _ended(response, key) if data is None else _first_event_error(data, result, response, key)
+    )
+    if failure is not None:
+        raise failure
+    return result
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -371,6 +395,26 @@ def _close(response: Any, rest: Any) -> None:
                 target()
 
 
+def cap_header_wait(client: Any, timeout: Any, limit: float) -> tuple[Any, float | None] | None:
+    """A sync streamed attempt's ``timeout`` with its read part cut to ``limit``, or ``None``.
+
+    A sync thread waiting for the response headers can only be stopped by the HTTP library's own
+    read timeout. So the attempt is sent with ``read=limit`` (when that is shorter), and
+    :func:`prime_sync` puts the original read timeout back (the second value) once the headers
+    are in, before the body is read: from then on its socket watchdog bounds the wait.
+    """
+    if isinstance(timeout, int | float) or timeout is None:
+        connect = read = write = pool = timeout
+    else:  # an httpx/httpx2 Timeout
+        connect, read, write, pool = timeout.connect, timeout.read, timeout.write, timeout.pool
+    if read is not None and read <= limit:
+        return None
+    capped = http_module_of_client(client).Timeout(
+        connect=connect, read=limit, write=write, pool=pool
+    )
+    return capped, read
+
+
 def prime_sync(
     result: T,
     *,
@@ -378,15 +422,22 @@ def prime_sync(
     sent: float = 0.0,
     first_chunk_timeout: float | None = None,
     clock: Callable[[], float] | None = None,
+    read_timeout: tuple[float | None] | None = None,
 ) -> T:
     """Read ``result``'s body up to its first chunk, inside the attempt (see the module docstring).
 
-    ``key`` names the model in errors; ``sent`` is ``clock()`` when the attempt was sent. Returns
-    ``result`` itself (its response reading the primed bytes first) or raises the attempt's error.
+    ``key`` names the model in errors; ``sent`` is ``clock()`` when the attempt was sent;
+    ``read_timeout``: the read timeout to put back before the body is read (see
+    :func:`cap_header_wait`). Returns ``result`` itself (its response reading the primed bytes
+    first) or raises the attempt's error.
     """
     response = streamed_response(result)
-    if response is None or not body_not_read(response):
+    if response is None:
         return result
+    if not body_not_read(response):
+        return _check_in_memory(result, response, key)
+    if read_timeout is not None and (timeouts := read_timeouts(response)) is not None:
+        timeouts["read"] = read_timeout[0]
     limit = first_chunk_timeout
     if limit is not None:
         assert clock is not None, "first_chunk_timeout needs the manager's clock"
@@ -457,8 +508,10 @@ async def _aclose(response: Any, rest: Any) -> None:
 
 async def _prime_async(result: T, key: str) -> T:
     response = streamed_response(result)
-    if response is None or not body_not_read(response):
+    if response is None:
         return result
+    if not body_not_read(response):
+        return _check_in_memory(result, response, key)
     http = http_module_of(response)
     encoded = _content_encoded(response)
     source = response.stream

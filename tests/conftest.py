@@ -2,11 +2,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.fakes import AsyncSleepRecorder, FakeProvider, SleepRecorder
+
+# Property tests: a moderate number of examples, so each file runs in seconds; random locally,
+# the same examples on every CI run (CI is set); failures print their example (no database).
+settings.register_profile(
+    "notdiamond",
+    max_examples=60,
+    deadline=None,
+    database=None,
+    derandomize=bool(os.environ.get("CI")),
+)
+settings.load_profile("notdiamond")
 
 
 @pytest.fixture

@@ -313,6 +313,7 @@ def test_defaults_and_option_parsing() -> None:
 not_numbers = st.one_of(st.booleans(), st.text(max_size=3), st.none(), st.lists(st.integers()))
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(n=st.integers())
 def test_counts_must_be_integers_at_least_one(n: int) -> None:
     for name in ("consecutive_failures", "minimum_calls"):
@@ -323,12 +324,14 @@ def test_counts_must_be_integers_at_least_one(n: int) -> None:
                 CircuitBreaker(**{name: n})
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(value=st.one_of(not_numbers, st.floats(allow_nan=True)))
 def test_counts_refuse_bools_floats_and_other_types(value: object) -> None:
     with pytest.raises(TypeError, match=r"whole number >= 1.*E\.g\. consecutive_failures=5"):
         CircuitBreaker(consecutive_failures=value)  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers()))
 def test_failure_ratio_is_in_zero_exclusive_one_inclusive(value: float) -> None:
     if math.isfinite(value) and 0 < value <= 1:
@@ -338,6 +341,7 @@ def test_failure_ratio_is_in_zero_exclusive_one_inclusive(value: float) -> None:
             CircuitBreaker(failure_ratio=value)
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(
     name=st.sampled_from(["window", "break_duration", "max_break_duration"]),
     value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**6)),
@@ -355,12 +359,14 @@ def test_durations_and_windows_are_finite_and_positive(name: str, value: float) 
             CircuitBreaker(**kwargs)
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(value=not_numbers)
 def test_durations_refuse_bools_and_non_numbers(value: object) -> None:
     with pytest.raises(TypeError, match=r"window=\.\.\.\) must be a number"):
         CircuitBreaker(window=value)  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # timing varies on a shared machine
 @given(brk=st.floats(min_value=1e-3, max_value=1e6), cap=st.floats(min_value=1e-3, max_value=1e6))
 def test_max_break_duration_must_be_at_least_break_duration(brk: float, cap: float) -> None:
     if cap >= brk:
@@ -377,6 +383,7 @@ def test_max_break_duration_must_be_at_least_break_duration(brk: float, cap: flo
 class FakeCall:
     call_id: int
     probing: str | None = None
+    clamped: bool = False  # the call's deadline cut the attempt's timeout
 
 
 def status_error(code: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
@@ -502,11 +509,11 @@ def test_transitions_are_logged_with_figures_never_content(
     levels = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert levels[0][0] == "WARNING"
     assert levels[0][1] == (
-        "notdiamond: circuit breaker for openai/a opened: 2 failures in a row; skipping it for 10.000s"
+        "circuit breaker for openai/a opened: 2 failures in a row; skipping it for 10.000s"
     )
     assert levels[-1] == (
         "INFO",
-        "notdiamond: circuit breaker for openai/a closed (probe succeeded)",
+        "circuit breaker for openai/a closed (probe succeeded)",
     )
 
 

@@ -27,8 +27,8 @@ def _init(fake: FakeProvider, sleeps: SleepRecorder, **options: object) -> opena
     return client
 
 
-def _ask(client: openai.OpenAI) -> str:
-    reply = client.chat.completions.create(model="notdiamond", messages=USER)
+def _ask(client: openai.OpenAI, **kwargs: object) -> str:
+    reply = client.chat.completions.create(model="notdiamond", messages=USER, **kwargs)  # type: ignore[call-overload]
     return reply.model
 
 
@@ -190,6 +190,26 @@ def test_deadline_exceeded_reaches_except_api_timeout_error(fake, sleeps) -> Non
     assert isinstance(caught.value, notdiamond.DeadlineExceeded)
 
 
+def test_a_timeout_cut_short_by_the_deadline_does_not_count_against_the_model(fake, sleeps) -> None:
+    client = _init(
+        fake,
+        sleeps,
+        models=TWO,
+        max_retries=1,
+        deadline=5.0,
+        timeout=60.0,
+        circuit_breaker=notdiamond.CircuitBreaker(consecutive_failures=1),
+    )
+    fake.script(PRIMARY, read_timeout())
+    _ask(client)  # the primary's attempt had 5 s, not its 60 s: its timeout is not held against it
+    _ask(client)
+    assert fake.keys() == [PRIMARY, BACKUP, PRIMARY]
+    fake.script(PRIMARY, read_timeout())
+    _ask(client, timeout=2.0)  # the caller's own 2 s (below the 5 s left): counts
+    _ask(client)
+    assert fake.keys()[3:] == [PRIMARY, BACKUP, BACKUP]
+
+
 @pytest.mark.parametrize("budget", [None, notdiamond.RetryBudget()])
 def test_budget_bounds_requests_per_call_in_a_full_outage_storm(fake, budget) -> None:
     sleeps = SleepRecorder()
@@ -267,3 +287,120 @@ def test_invalid_options_are_refused_and_nothing_is_patched(fake) -> None:
         assert type(client) is openai.OpenAI
     with pytest.raises(ValueError, match="failure_ratio"):
         notdiamond.CircuitBreaker(failure_ratio=0)
+
+
+def test_weighted_first_choices_renormalise_over_the_models_not_open(fake, sleeps) -> None:
+    from scipy.stats import chisquare
+
+    heavy, middle, light = "openai/gpt-4o", "openai/gpt-4o-mini", "azure/gpt-4o"
+    client = _init(
+        fake,
+        sleeps,
+        models={heavy: 0.5, middle: 0.3, light: 0.2},
+        max_retries=1,
+        seed=7,
+        circuit_breaker=notdiamond.CircuitBreaker(
+            consecutive_failures=1, break_duration=3600.0, max_break_duration=3600.0
+        ),
+    )
+    fake.always(heavy, status(500), 1)
+    while fake.count(heavy) == 0:  # until a draw picks it once and it fails: open for an hour
+        _ask(client)
+    before = len(fake.sent)
+    calls = 400
+    for _ in range(calls):
+        _ask(client)
+    firsts = fake.keys()[before:]
+    assert len(firsts) == calls  # one request per call: the open model is never tried
+    observed = [firsts.count(middle), firsts.count(light)]
+    assert sum(observed) == calls
+    # 0.3 : 0.2 renormalised = 0.6 : 0.4. At n=400 the chi-square test (1 dof, alpha 0.001)
+    # detects the open model's share going to one of them (0.8 : 0.2; noncentrality 67) with
+    # power > 0.99. The seed is fixed, so the outcome is deterministic.
+    assert chisquare(observed, [0.6 * calls, 0.4 * calls]).pvalue > 0.001
+
+
+def test_concurrent_admissions_of_a_half_open_breaker_grant_one_probe() -> None:
+    import threading
+
+    from notdiamond._health.circuit import Circuit
+
+    circuit = Circuit(
+        PRIMARY,
+        consecutive_failures=1,
+        failure_ratio=1.0,
+        minimum_calls=1,
+        window=1.0,
+        break_duration=1.0,
+        max_break_duration=1.0,
+    )
+    circuit.failure(0.0)
+    decisions: list[str] = []
+    start = threading.Barrier(16)
+
+    def admit() -> None:
+        start.wait()
+        for _ in range(200):
+            decisions.append(circuit.admit(5.0)[0])
+
+    threads = [threading.Thread(target=admit) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert decisions.count("probe") == 1
+    assert decisions.count("skip") == 16 * 200 - 1
+
+
+def test_concurrent_successes_and_failures_keep_consistent_counts() -> None:
+    import threading
+
+    from notdiamond._health.circuit import Circuit
+
+    circuit = Circuit(
+        PRIMARY,
+        consecutive_failures=10**9,
+        failure_ratio=1.0,
+        minimum_calls=10**9,
+        window=1e9,
+        break_duration=1.0,
+        max_break_duration=1.0,
+    )
+
+    def work(fail: bool) -> None:
+        for i in range(2000):
+            if fail:
+                circuit.failure(float(i))
+            else:
+                circuit.success(float(i))
+
+    threads = [threading.Thread(target=work, args=(n % 2 == 0,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    health = circuit.health(2000.0)
+    assert (health.failures, health.calls) == (8000, 16000)
+
+
+@pytest.mark.parametrize(
+    "off",
+    [
+        {},
+        {"circuit_breaker": None, "retry_budget": None},
+        {"circuit_breaker": False, "retry_budget": False},
+    ],
+)
+def test_switched_off_no_strategy_is_in_the_pipeline(fake, off) -> None:
+    manager = notdiamond.init(fake.openai(), models=[PRIMARY], **off)
+    assert manager.strategies == ()
+
+
+def test_switched_on_the_breaker_comes_before_the_budget(fake) -> None:
+    from notdiamond._strategies.breaker import CircuitBreakerStrategy
+    from notdiamond._strategies.budget import RetryBudgetStrategy
+
+    manager = notdiamond.init(
+        fake.openai(), models=[PRIMARY], retry_budget=True, circuit_breaker=True
+    )
+    assert [type(s) for s in manager.strategies] == [CircuitBreakerStrategy, RetryBudgetStrategy]

@@ -40,9 +40,10 @@ def check_names() -> tuple[str, ...]:
 def checks_for(view: RunView, names: Sequence[str], *, paths: Sequence[str]) -> list[Check]:
     """The registered checks named in ``names``, on one of ``paths``, that apply to the scenario."""
     wanted = set(names)
-    return [
+    chosen = [
         c for c in REGISTRY if c.name in wanted and c.path in paths and c.applies(view.scenario)
     ]
+    return sorted(chosen, key=lambda c: c.path != "sdk")  # stable: trace checks first
 
 
 def run_checks(

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
@@ -36,10 +34,9 @@ class RunView:
     trace: Trace | None
     #: (below, above) allowed deviation of a wait, in simulated seconds.
     tolerance: tuple[float, float] = (WAIT_TOLERANCE, WAIT_TOLERANCE)
-    #: Extra ``init`` keyword arguments (a mutant's), for checks that build their own manager.
+    #: Extra ``init`` keyword arguments (a mutant's), for checks that build their own manager
+    #: (the job keeps the mutant's patches applied while its checks run).
     extra_init: Mapping[str, Any] = field(default_factory=dict)
-    #: Enters the mutant under test again (checks that build their own manager run inside it).
-    mutant: Callable[[], AbstractContextManager[Any]] | None = None
 
     @cached_property
     def http(self) -> dict[int, list[HttpRecord]]:
@@ -186,7 +183,3 @@ class Check:
             details=details,
             predicted_events=predicted,
         )
-
-
-def finite_or_nan(x: float | None) -> float:
-    return math.nan if x is None else x

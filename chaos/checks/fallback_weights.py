@@ -105,5 +105,6 @@ class FallbackWeights(Check):
                 "df": total_df,
                 "stray_draws": stray,
                 "detectable_delta": detectable,
+                "detectable_n": main["n"] if main is not None else None,
             },
         )

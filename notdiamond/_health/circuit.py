@@ -17,6 +17,8 @@ with an outcome that says nothing about the model's health, or was abandoned. It
   probe's success closes the breaker and clears its counts and its doubling; the probe's failure
   reopens it with the break doubled, up to ``max_break_duration``; an ignored or abandoned probe
   just frees the lease. Other outcomes are ignored.
+- **Last resort.** ``force_probe`` makes an open breaker half-open at once and hands its probe to
+  the caller (a call that found every model open and sent nothing); an earlier lease is lost.
 - **Retry-After.** A failure whose ``Retry-After`` exceeds ``retry_after_cap`` opens the breaker at
   once for at least that long, whatever its state (an open breaker's break is extended). Such an
   opening does not double the break by itself.
@@ -212,6 +214,14 @@ class Circuit:
 
         A probe whose lease was lost counts as an ordinary outcome.
         """
+        if not token and self.state is CLOSED:  # the success path: no lock
+            self._run = 0
+            ok = self._ok
+            ok.append(now)
+            if len(ok) > self._prune_at:
+                with self._lock:
+                    self._prune(now)
+            return
         if token:
             changed: Transition | None = None
             with self._lock:
@@ -225,13 +235,7 @@ class Circuit:
             if changed is not None:
                 self._report(changed)
                 return
-        if self.state is CLOSED:
-            self._run = 0
-            ok = self._ok
-            ok.append(now)
-            if len(ok) > self._prune_at:
-                with self._lock:
-                    self._prune(now)
+            self.success(now)  # not (or no longer) the probe: an ordinary outcome
         # Otherwise it was admitted before the breaker opened: it says nothing about the break.
 
     def failure(self, now: float, retry_after: float | None = None, token: int = 0) -> None:

@@ -19,7 +19,7 @@ import math
 from typing import Protocol, runtime_checkable
 
 from .budget import BudgetHealth, BudgetState
-from .circuit import Admission, Circuit, CircuitHealth, TransitionListener
+from .circuit import Admission, Circuit, CircuitHealth, State, TransitionListener
 
 
 class CircuitOptions(Protocol):
@@ -54,6 +54,8 @@ class BudgetOptions(Protocol):
 class CircuitPort(Protocol):
     """The breaker of one model key, as the strategy uses it (see :class:`~.circuit.Circuit`)."""
 
+    @property
+    def state(self) -> State: ...
     @property
     def until(self) -> float: ...
     def is_closed(self) -> bool: ...

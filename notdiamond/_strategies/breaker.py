@@ -9,7 +9,8 @@ by the health store); this module only translates the pipeline's hooks into it:
   model whose break ends soonest.
 - ``attempt_failed``: transient errors (SPEC 4.3: timeouts, connection errors, 408, 409, 429, 5xx)
   and 401/403 (the provider refuses us) count as failures; any other outcome (400, 404, 422, an
-  exception that is not the SDK's) is ignored by both rules. A ``Retry-After`` beyond the
+  exception that is not the SDK's) is ignored by both rules, and so is a timeout of an attempt
+  whose timeout the call's deadline had cut short. A ``Retry-After`` beyond the
   manager's ``retry_after_cap`` opens the breaker at once for that long.
 - ``allow_retry``/``readmit``: a model whose breaker opened meanwhile gets no further attempt in
   this call; it falls back at once (a wait already begun is not cut short).
@@ -27,6 +28,7 @@ import openai
 
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
+from notdiamond._numbers import describe
 from notdiamond._policy import is_transient, retry_after_seconds
 from notdiamond._strategy import Admission, CallView, Strategy
 
@@ -99,7 +101,7 @@ def circuit_breaker_option(value: object) -> CircuitBreaker | None:
         return value
     raise TypeError(
         f"circuit_breaker must be notdiamond.CircuitBreaker(...), True (the defaults) or "
-        f"None/False (off), got {value!r}."
+        f"None/False (off), got {describe(value)}."
     )
 
 
@@ -142,7 +144,7 @@ class CircuitBreakerStrategy(Strategy):
 
     def admit(self, call: CallView, key: str, now: float) -> Admission:
         circuit = self.circuits[key]
-        if circuit.is_closed():
+        if circuit.state == "closed":
             return "admit"
         decision, token = circuit.admit(now)
         if token:
@@ -164,13 +166,18 @@ class CircuitBreakerStrategy(Strategy):
         return key
 
     def attempt_succeeded(self, call: CallView, key: str, now: float) -> None:
-        token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
-        self.circuits[key].success(now, token)
+        if call.probing is None:
+            self.circuits[key].success(now)
+        else:
+            token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
+            self.circuits[key].success(now, token)
 
     def attempt_failed(self, call: CallView, key: str, exc: Exception, now: float) -> None:
         token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
         circuit = self.circuits[key]
-        if counts_against_model(exc):
+        if call.clamped and isinstance(exc, openai.APITimeoutError):
+            circuit.release(token)  # the call's deadline cut it short: says nothing of the model
+        elif counts_against_model(exc):
             circuit.failure(now, retry_after_seconds(exc), token)
         else:
             circuit.release(token)
@@ -194,16 +201,16 @@ class CircuitBreakerStrategy(Strategy):
         if change.after == "open":
             if logger.isEnabledFor(logging.WARNING):
                 logger.warning(
-                    "notdiamond: circuit breaker for %s opened: %s; skipping it for %.3fs",
+                    "circuit breaker for %s opened: %s; skipping it for %.3fs",
                     change.key,
                     self._why(change),
                     change.break_duration or 0.0,
                 )
         elif change.after == "closed":
-            logger.info("notdiamond: circuit breaker for %s closed (probe succeeded)", change.key)
+            logger.info("circuit breaker for %s closed (probe succeeded)", change.key)
         else:
             logger.info(
-                "notdiamond: circuit breaker for %s half-open (%s); probing it",
+                "circuit breaker for %s half-open (%s); probing it",
                 change.key,
                 "break ended" if change.reason == "break_ended" else "every model open",
             )
