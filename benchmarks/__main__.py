@@ -94,6 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="LiteLLM's logical requests per scenario (real time: 0.5 s each)",
     )
     parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite summary.md and the plot from the report's results.json",
+    )
+    parser.add_argument(
         "--update-baseline", action="store_true", help="write this run's overhead to baseline.json"
     )
     return parser.parse_args(argv)
@@ -206,6 +211,13 @@ def scenario_setup(workload: Workload, litellm_requests: int) -> str:
     )
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not available on this platform
+        return None
+
+
 def git_state() -> dict[str, Any]:
     """The commit measured, and whether the library's working tree differed from it."""
 
@@ -230,8 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
     workload = Workload(requests=args.requests or REQUESTS[mode], seed=args.seed)
+    if args.render_only:
+        stored = json.loads((out / "results.json").read_text())
+        report.write_summary(stored, out / "summary.md", "comparison.png")
+        report.write_plot(stored, out / "comparison.png")
+        print(f"benchmarks: rewrote {out / 'summary.md'} from {out / 'results.json'}")
+        return 0
 
     started = time.perf_counter()
+    load_at_start = _load_average()
     benchmarks = run_pytest_benchmarks(mode, scratch / f"pytest-benchmark-{mode}.json")
     # LiteLLM first, alone: it runs in real time, so it must not share the CPUs with the rest.
     litellm_skip = (
@@ -294,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
             "openai": openai.__version__,
             "machine": f"{platform.system()} {platform.machine()}",
             "cpu_count": os.cpu_count(),
+            # The 1-minute load average when the run started and when it ended: timings (the
+            # hook costs, the real-time rows) are only as quiet as the machine was.
+            "load_average": [load_at_start, _load_average()],
             **git_state(),
         },
         "overhead_goal_us": report.OVERHEAD_GOAL_US,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks import venvs
-from benchmarks.contenders import PLAIN_SDK, THIS_LIBRARY, THIS_LIBRARY_RECOMMENDED
+from benchmarks.contenders import HEDGE_DELAY, PLAIN_SDK, THIS_LIBRARY, THIS_LIBRARY_RECOMMENDED
 from benchmarks.scenarios import RequestRecord, Workload
 
 #: An interpreter that already has this LiteLLM (skips creating the virtualenv).
@@ -34,6 +34,7 @@ OUR_LABELS: Final = {
     "plain": f"{PLAIN_SDK}, real time",
     "default": f"{THIS_LIBRARY}, real time",
     "recommended": f"{THIS_LIBRARY_RECOMMENDED}, real time",
+    "hedged": f"{THIS_LIBRARY_RECOMMENDED} + hedge {HEDGE_DELAY:g} s, real time",
 }
 #: Real time: logical requests per scenario (one every 0.5 s, so 100 s of traffic), all runs at once.
 REQUESTS: Final = 200

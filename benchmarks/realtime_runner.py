@@ -30,6 +30,7 @@ CONFIGS: Final[dict[str, Callable[[], dict[str, Any] | None]]] = {
     "plain": lambda: None,
     "default": dict,
     "recommended": contenders.recommended_options,
+    "hedged": contenders.hedged_options,
 }
 
 
@@ -88,6 +89,8 @@ async def run_all(
         for name in names:
             run_id = f"nd-{config}-{name}"
             options = CONFIGS[config]()
+            if options is None and config != "plain":
+                continue  # this build lacks the option
             primary, _, manager = build(base, run_id, options)
             if manager is not None:
                 managers.append(manager)
@@ -101,8 +104,9 @@ async def run_all(
     finally:
         for manager in managers:
             manager.close()
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in configs}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (config, name, _), records in zip(jobs, done, strict=True):
+        results.setdefault(config, {})
         results[config][name] = records
     return results
 
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             "openai": openai.__version__,
             "python": sys.version.split()[0],
             "wall_seconds": time.monotonic() - started,
-            "options": {c: CONFIGS[c]() for c in CONFIGS},
+            "options": {c: repr(CONFIGS[c]()) for c in CONFIGS},
             "results": results,
         },
         sys.stdout,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import fake_provider, loopback, report
+from benchmarks.__main__ import main as bench_main
 from benchmarks.contenders import (
     IN_PROCESS,
     PLAIN_SDK,
@@ -256,6 +257,13 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     assert " | n/a |" in summary  # unknown waiting
     assert json.loads((tmp_path / "results.json").read_text())["mode"] == "quick"
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --render-only rewrites the summary from results.json alone (notes included), measuring nothing.
+    stored = json.loads((tmp_path / "results.json").read_text())
+    stored["notes"] = ["a note by hand"]
+    report.write_results(stored, tmp_path / "results.json")
+    (tmp_path / "summary.md").unlink()
+    assert bench_main(["--render-only", "--out", str(tmp_path)]) == 0
+    assert "> a note by hand" in (tmp_path / "summary.md").read_text()
 
 
 def test_outage_requests_count_the_requests_a_dead_model_answered() -> None:
