@@ -42,6 +42,7 @@ _CONFIG_FIELDS: Final = {
     "model_messages",
     "retry_after_cap",
     "jitter",
+    "first_chunk_timeout",
 }
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
@@ -88,6 +89,8 @@ class Scenario:
     #: ``retry_after_cap`` and ``jitter`` as the runtime reads them (its defaults when absent).
     retry_after_cap: float = 60.0
     jitter: float = 0.0
+    #: ``first_chunk_timeout`` per model that has one, as the runtime reads it.
+    first_chunk_timeouts: Mapping[str, float] = field(default_factory=dict)
 
     # -- the configuration, as the runtime reads it ---------------------------------------
     @property
@@ -292,11 +295,25 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         )
         cap = _runtime_option("retry_after_cap", config.get("retry_after_cap"))
         jitter = _runtime_option("jitter", config.get("jitter"))
+        first_chunk = _first_chunk_timeouts(config.get("first_chunk_timeout"), scenario.order)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(
-        scenario, settings=dict(parsed.settings), retry_after_cap=cap, jitter=jitter
+        scenario,
+        settings=dict(parsed.settings),
+        retry_after_cap=cap,
+        jitter=jitter,
+        first_chunk_timeouts=first_chunk,
     )
+
+
+def _first_chunk_timeouts(value: object, models: tuple[str, ...]) -> dict[str, float]:
+    """``first_chunk_timeout`` (one or per model), validated and read by the runtime's own code."""
+    from notdiamond._options import OPTIONS, OptionContext
+
+    option = OPTIONS["first_chunk_timeout"]
+    checked: Mapping[str, float] = option.check(value, OptionContext(False, models))  # type: ignore[assignment]
+    return {k: float(v) for k, v in checked.items()}
 
 
 def _runtime_defaults() -> dict[str, Any]:

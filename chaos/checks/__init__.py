@@ -63,6 +63,7 @@ from . import (  # noqa: E402
     final_error,
     first_choice_weights,
     selector,
+    stream_first_chunk,
     success_rate,
 )
 
@@ -84,5 +85,6 @@ __all__ = [
     "register",
     "run_checks",
     "selector",
+    "stream_first_chunk",
     "success_rate",
 ]
