@@ -120,9 +120,14 @@ class Trace:
     issued: int = 0
     #: Most requests in flight at once (async runs).
     max_in_flight: int = 0
+    #: The circuit breakers' transitions, as the runtime reported them (``BreakerTransition``).
+    transitions: list[Any] = field(default_factory=list)
 
     def observer(self, event: Any) -> None:
-        """The runtime's ``observer=``: records an ``AttemptEvent``."""
+        """The runtime's ``observer=``: records an ``AttemptEvent`` (or a breaker's transition)."""
+        if not hasattr(event, "call_id"):  # a notdiamond.BreakerTransition (circuit_breaker=)
+            self.transitions.append(event)
+            return
         self.attempts.append(
             AttemptRecord(
                 current_request.get(),

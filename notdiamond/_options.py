@@ -21,6 +21,7 @@ from typing import Any, Final
 import anyio
 
 from ._config import PerModel
+from ._hedge_options import check_hedge
 from ._hints import near_miss
 from ._numbers import (
     DEFAULT_RETRY_AFTER_CAP,
@@ -185,6 +186,10 @@ def _check_first_chunk(where: str, value: object) -> float | None:
     return limit
 
 
+def _hedge(value: object, context: OptionContext) -> Any:
+    return check_hedge(value, is_async=context.is_async)
+
+
 def _circuit_breaker(value: object, _: OptionContext) -> Any:
     return circuit_breaker_option(value)  # the strategy owns its options
 
@@ -220,6 +225,7 @@ OPTIONS: Final[Mapping[str, Option]] = {
             _first_chunk_timeout,
             "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
+        Option("hedge", None, _hedge, "notdiamond.Hedge(...): race a slow attempt (async clients)"),
     )
 }
 
