@@ -629,3 +629,8 @@ MUTANTS: dict[str, Mutant] = {
         ),
     )
 }
+
+# the stream mutants (SPEC 4.9) live in their own module
+from .stream_mutants import stream_mutants  # noqa: E402
+
+MUTANTS.update({m.name: m for m in stream_mutants()})
