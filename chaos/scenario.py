@@ -43,6 +43,7 @@ _CONFIG_FIELDS: Final = {
     "retry_after_cap",
     "jitter",
     "first_chunk_timeout",
+    "hedge",
 }
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
@@ -111,8 +112,23 @@ class Scenario:
         return {k: tuple(s.messages) for k, s in self.settings.items()}
 
     def init_kwargs(self) -> dict[str, Any]:
-        """What ``notdiamond.init`` gets besides the clients: the file's ``config``."""
-        return dict(self.config)
+        """What ``notdiamond.init`` gets besides the clients: the file's ``config`` (``hedge``:
+        the keyword arguments of ``notdiamond.Hedge``)."""
+        kwargs = dict(self.config)
+        if isinstance(kwargs.get("hedge"), Mapping):
+            import notdiamond
+
+            kwargs["hedge"] = notdiamond.Hedge(**kwargs["hedge"])
+        return kwargs
+
+    @property
+    def hedge_delay(self) -> float | None:
+        """The fixed ``delay`` of ``config.hedge`` (None: no hedging, or a percentile delay)."""
+        hedge = self.config.get("hedge")
+        if not isinstance(hedge, Mapping):
+            return None
+        delay = hedge.get("delay", 2.0)
+        return float(delay) if isinstance(delay, int | float) else None
 
     @property
     def weighted(self) -> bool:
@@ -296,6 +312,8 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         cap = _runtime_option("retry_after_cap", config.get("retry_after_cap"))
         jitter = _runtime_option("jitter", config.get("jitter"))
         first_chunk = _first_chunk_timeouts(config.get("first_chunk_timeout"), scenario.order)
+        if "hedge" in config:
+            _check_hedge(config["hedge"], scenario.mode)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(
@@ -305,6 +323,17 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         jitter=jitter,
         first_chunk_timeouts=first_chunk,
     )
+
+
+def _check_hedge(value: object, mode: str) -> None:
+    """``config.hedge``: the keyword arguments of ``notdiamond.Hedge``, for async clients."""
+    import notdiamond
+
+    if not isinstance(value, Mapping):
+        raise ValueError('hedge: an object of notdiamond.Hedge arguments, e.g. {"delay": 1.5}.')
+    if mode != "async":
+        raise ValueError('hedge: hedging needs async clients; use "mode": "async".')
+    notdiamond.Hedge(**value)
 
 
 def _first_chunk_timeouts(value: object, models: tuple[str, ...]) -> dict[str, float]:

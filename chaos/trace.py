@@ -120,6 +120,8 @@ class Trace:
     issued: int = 0
     #: Most requests in flight at once (async runs).
     max_in_flight: int = 0
+    #: Requests the client cancelled before their answer (in process, async): never answered.
+    cancelled: list[HttpRecord] = field(default_factory=list)
     #: The circuit breakers' transitions, as the runtime reported them (``BreakerTransition``).
     transitions: list[Any] = field(default_factory=list)
 

@@ -181,6 +181,26 @@ class FakeProvider:
             )
         )
 
+    def record_cancelled(self, sent: Sent, provider: str, start: float, outcome: Outcome) -> None:
+        """A request its client cancelled before the answer: kept apart (``Trace.cancelled``)."""
+        self.trace.cancelled.append(
+            HttpRecord(
+                sent.request,
+                sent.key,
+                provider,
+                start,
+                self.clock(),
+                outcome.kind,
+                None,
+                "cancelled",
+                sent.stream,
+                outcome.latency,
+                sent.body_model,
+                sent.messages,
+                sent.timeout,
+            )
+        )
+
     def body(self, model: str) -> bytes:
         cached = self._bodies.get(model)
         if cached is None:
@@ -325,7 +345,11 @@ def make_transports(http: Any) -> tuple[type, type]:
             start = fake.clock()
             outcome, sent = _decide(fake, self.provider, request, await request.aread())
             if outcome.latency > 0:
-                await asyncio.sleep(outcome.latency)
+                try:
+                    await asyncio.sleep(outcome.latency)
+                except asyncio.CancelledError:  # the client gave up on it (e.g. a hedge's loser)
+                    fake.record_cancelled(sent, self.provider, start, outcome)
+                    raise
             try:
                 return respond_async(fake, request, outcome, sent.model, sent.stream)
             finally:
