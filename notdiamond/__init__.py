@@ -11,6 +11,7 @@ from ._deadline import DeadlineExceeded, deadline
 from ._events import AttemptEvent
 from ._failures import Failure, failures_of
 from ._health.circuit import Transition as BreakerTransition
+from ._health.redis_state import RedisState
 from ._health.snapshot import ModelHealth
 from ._hedge_options import Hedge
 from ._init import InitOptions, init
@@ -46,6 +47,7 @@ __all__ = [
     "ModelsInput",
     "ModelsUnavailable",
     "OpenAIMessagesType",
+    "RedisState",
     "RetryBudget",
     "RetryManager",
     "RetryWrapper",

@@ -89,7 +89,6 @@ class CallState:
         # What only failures and timed calls need is set up when first needed (see _track).
         self.tracked = False
         if self.timed:
-            self._track()
             self._begin(limit)
 
     def _track(self) -> None:
@@ -142,8 +141,10 @@ class CallState:
 
     # -- the start of a call -----------------------------------------------------------------
     def _begin(self, block_limit: float | None) -> None:
+        """A timed call starts: its state, its start on the clock, its deadline, its admission."""
+        self._track()
         pipeline = self.pipeline
-        now = self.started = pipeline.clock()
+        now = self.started = self.attempt_started = pipeline.clock()
         limit = pipeline.deadline
         if block_limit is not None and (limit is None or block_limit < limit):
             limit = block_limit
@@ -201,7 +202,8 @@ class CallState:
     def _attempt_starts(self, timeout: Any) -> Any:
         """Record the attempt's start; cut its timeout to the time left before the deadline."""
         pipeline = self.pipeline
-        now = self.attempt_started = pipeline.clock()
+        # The call's first attempt starts when the call does (nothing happens in between).
+        now = self.attempt_started = self.started if self.sent == 0 else pipeline.clock()
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:

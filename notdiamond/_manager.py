@@ -317,6 +317,7 @@ class RetryManager:
         options = parse_options({}, is_async=is_async, models=config.order)
         options.pop("circuit_breaker")
         options.pop("retry_budget")
+        options.pop("state")
         first_chunk = options.pop("first_chunk_timeout")
         api_key = next((w.api_key for w in given if w.api_key is not None), None)
         self._setup(

@@ -198,6 +198,23 @@ def _retry_budget(value: object, _: OptionContext) -> Any:
     return retry_budget_option(value)
 
 
+def _state(value: object, context: OptionContext) -> Any:
+    if value is not None and not (
+        callable(getattr(value, "circuit", None)) and callable(getattr(value, "budget", None))
+    ):
+        raise TypeError(
+            "state must be None (health state in this process's memory, the default) or a shared "
+            "store such as notdiamond.RedisState('redis://localhost:6379/0'), got "
+            f"{type(value).__name__}."
+        )
+    if getattr(value, "needs_event_loop", False) and not context.is_async:
+        raise TypeError(
+            "state: this RedisState has a redis.asyncio client, which needs an event loop, but the "
+            "clients are sync. Pass a redis.Redis client or a Redis URL to RedisState instead."
+        )
+    return value
+
+
 #: Every keyword-only option of ``init``, in the order the documentation lists them.
 OPTIONS: Final[Mapping[str, Option]] = {
     option.name: option
@@ -226,6 +243,7 @@ OPTIONS: Final[Mapping[str, Option]] = {
             "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
         Option("hedge", None, _hedge, "notdiamond.Hedge(...): race a slow attempt (async clients)"),
+        Option("state", None, _state, "where breaker and budget state live (e.g. RedisState)"),
     )
 }
 

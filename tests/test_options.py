@@ -40,6 +40,7 @@ def test_every_default_passes_its_own_check(is_async: bool) -> None:
         "retry_budget": None,
         "first_chunk_timeout": {},
         "hedge": None,
+        "state": None,
     }
 
 
