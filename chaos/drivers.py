@@ -28,6 +28,7 @@ from .trace import (
     current_request,
     error_ending,
     response_ending,
+    stream_error_ending,
 )
 from .transport import FakeProvider, make_clients, make_transports, sdk_http_module
 
@@ -137,13 +138,15 @@ def send_sync(
             chunks = create(
                 model=model, messages=CALLER_MESSAGES, stream=True, extra_headers=headers
             )
+            read = 0
             try:
                 for _ in chunks:
-                    pass
+                    read += 1
             except Exception as exc:
-                endings.append(Ending(i, "stream_error", type(exc).__name__, now()))
+                endings.append(stream_error_ending(i, exc, chunks, read, now()))
                 return
-            result: Any = chunks
+            endings.append(response_ending(i, chunks, now(), chunks=read))
+            return
         else:
             result = create(model=model, messages=CALLER_MESSAGES, extra_headers=headers)
     except Exception as exc:
@@ -234,15 +237,15 @@ def drive_async(
                     chunks = await create(
                         model=model, messages=CALLER_MESSAGES, stream=True, extra_headers=headers
                     )
+                    read = 0
                     try:
                         async for _ in chunks:
-                            pass
+                            read += 1
                     except Exception as exc:
-                        trace.endings.append(
-                            Ending(i, "stream_error", type(exc).__name__, loop.time())
-                        )
+                        trace.endings.append(stream_error_ending(i, exc, chunks, read, loop.time()))
                         return
-                    result: Any = chunks
+                    trace.endings.append(response_ending(i, chunks, loop.time(), chunks=read))
+                    return
                 else:
                     result = await create(
                         model=model, messages=CALLER_MESSAGES, extra_headers=headers

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from .stream_faults import StreamFaults
+
 #: Every fault an error mix may name. Numbers are HTTP statuses; the rest happen on the socket.
 ERROR_KINDS: Final = (
     "429",
@@ -65,7 +67,15 @@ OutcomeKind = Literal[
 
 
 #: The fields of one provider's fault model.
-PROVIDER_FIELDS: Final = ("latency", "errors", "retry_after", "outages", "rate_limit", "stream_cut")
+PROVIDER_FIELDS: Final = (
+    "latency",
+    "errors",
+    "retry_after",
+    "outages",
+    "rate_limit",
+    "stream_cut",
+    "stream_faults",
+)
 
 
 class FaultModelError(ValueError):
@@ -286,6 +296,8 @@ class ProviderFaults:
     outages: tuple[Outage, ...] = ()
     rate_limit: RateLimit | None = None
     stream_cut: StreamCut | None = None
+    #: Streams that stall, break or send an error event before (or break after) their first chunk.
+    stream_faults: StreamFaults | None = None
 
     @classmethod
     def parse(cls, key: str, raw: object) -> ProviderFaults:
@@ -353,7 +365,12 @@ class ProviderFaults:
             if isinstance(k, bool) or not isinstance(k, int) or k < 0:
                 raise FaultModelError(f"{w}.after_chunks: a whole number >= 0, got {k!r}.")
             stream_cut = StreamCut(p, k)
-        return cls(key, latency, errors, retry_after, tuple(outages), rate_limit, stream_cut)
+        stream_faults = None
+        if raw.get("stream_faults") is not None:
+            stream_faults = StreamFaults.parse(f"{where}.stream_faults", raw["stream_faults"])
+        return cls(
+            key, latency, errors, retry_after, tuple(outages), rate_limit, stream_cut, stream_faults
+        )
 
     @property
     def stationary(self) -> bool:
@@ -392,8 +409,13 @@ class Outcome:
     retry_after: tuple[str, str, float] | None = None
     #: For a streamed 200: the chunk after which the connection drops (None: complete).
     cut_after: int | None = None
-    #: What produced it: ``mix``, ``outage``, ``rate_limit``, ``timeout``, ``ok`` or ``cut``.
+    #: What produced it: ``mix``, ``outage``, ``rate_limit``, ``timeout``, ``ok`` or ``cut``;
+    #: or a stream fault kind (``chaos.stream_faults.STREAM_FAULT_KINDS``).
     source: str = "ok"
+    #: For a streamed 200: simulated seconds between the headers and the first chunk.
+    stall: float = 0.0
+    #: For a streamed 200: the status its first event (an error event) names.
+    error_event: str | None = None
 
 
 class FaultSampler:
@@ -460,4 +482,16 @@ class FaultSampler:
         cut = None
         if stream and f.stream_cut is not None and self.rng.random() < f.stream_cut.probability:
             cut = f.stream_cut.after_chunks
+        if stream and cut is None and f.stream_faults is not None:
+            sf = f.stream_faults
+            fault = sf.draw(self.rng)
+            if fault is not None:
+                return Outcome(
+                    "ok",
+                    latency,
+                    cut_after=sf.cut_after(fault),
+                    source=fault,
+                    stall=sf.stall_seconds if fault == "stall" else 0.0,
+                    error_event=sf.error_status if fault == "error_event" else None,
+                )
         return Outcome("ok", latency, cut_after=cut, source="ok" if cut is None else "cut")

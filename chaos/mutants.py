@@ -637,3 +637,9 @@ MUTANTS: dict[str, Mutant] = {
         ),
     )
 }
+
+# the stream mutants (SPEC 4.9) and the hedging ones live in their own modules
+from .hedge_mutants import hedge_mutants  # noqa: E402
+from .stream_mutants import stream_mutants  # noqa: E402
+
+MUTANTS.update({m.name: m for m in (*stream_mutants(), *hedge_mutants())})

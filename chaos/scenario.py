@@ -42,6 +42,8 @@ _CONFIG_FIELDS: Final = {
     "model_messages",
     "retry_after_cap",
     "jitter",
+    "first_chunk_timeout",
+    "hedge",
 }
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
@@ -88,6 +90,8 @@ class Scenario:
     #: ``retry_after_cap`` and ``jitter`` as the runtime reads them (its defaults when absent).
     retry_after_cap: float = 60.0
     jitter: float = 0.0
+    #: ``first_chunk_timeout`` per model that has one, as the runtime reads it.
+    first_chunk_timeouts: Mapping[str, float] = field(default_factory=dict)
 
     # -- the configuration, as the runtime reads it ---------------------------------------
     @property
@@ -108,8 +112,23 @@ class Scenario:
         return {k: tuple(s.messages) for k, s in self.settings.items()}
 
     def init_kwargs(self) -> dict[str, Any]:
-        """What ``notdiamond.init`` gets besides the clients: the file's ``config``."""
-        return dict(self.config)
+        """What ``notdiamond.init`` gets besides the clients: the file's ``config`` (``hedge``:
+        the keyword arguments of ``notdiamond.Hedge``)."""
+        kwargs = dict(self.config)
+        if isinstance(kwargs.get("hedge"), Mapping):
+            import notdiamond
+
+            kwargs["hedge"] = notdiamond.Hedge(**kwargs["hedge"])
+        return kwargs
+
+    @property
+    def hedge_delay(self) -> float | None:
+        """The fixed ``delay`` of ``config.hedge`` (None: no hedging, or a percentile delay)."""
+        hedge = self.config.get("hedge")
+        if not isinstance(hedge, Mapping):
+            return None
+        delay = hedge.get("delay", 2.0)
+        return float(delay) if isinstance(delay, int | float) else None
 
     @property
     def weighted(self) -> bool:
@@ -291,6 +310,8 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
             available_providers=frozenset(scenario.provider_set()),  # type: ignore[arg-type]
         )
         options = _runtime_options(config, parsed.order)
+        if "hedge" in config:
+            _check_hedge(config["hedge"], scenario.mode)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(
@@ -298,7 +319,19 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         settings=dict(parsed.settings),
         retry_after_cap=float(options["retry_after_cap"]),
         jitter=float(options["jitter"]),
+        first_chunk_timeouts={k: float(v) for k, v in options["first_chunk_timeout"].items()},
     )
+
+
+def _check_hedge(value: object, mode: str) -> None:
+    """``config.hedge``: the keyword arguments of ``notdiamond.Hedge``, for async clients."""
+    import notdiamond
+
+    if not isinstance(value, Mapping):
+        raise ValueError('hedge: an object of notdiamond.Hedge arguments, e.g. {"delay": 1.5}.')
+    if mode != "async":
+        raise ValueError('hedge: hedging needs async clients; use "mode": "async".')
+    notdiamond.Hedge(**value)
 
 
 def _runtime_defaults() -> dict[str, Any]:
@@ -316,7 +349,9 @@ def _runtime_options(config: Mapping[str, Any], models: tuple[str, ...]) -> dict
     own ``parse_options`` (every option: the given value or its default)."""
     from notdiamond._options import parse_options
 
-    given = {k: v for k, v in config.items() if k in ("retry_after_cap", "jitter")}
+    given = {
+        k: v for k, v in config.items() if k in ("retry_after_cap", "jitter", "first_chunk_timeout")
+    }
     return parse_options(given, is_async=False, models=models)
 
 

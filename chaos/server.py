@@ -22,7 +22,8 @@ from types import TracebackType
 from typing import Any
 
 from .faults import ProviderFaults
-from .trace import Trace
+from .stream_faults import error_event
+from .trace import HTTP_ID_HEADER, Trace
 from .transport import FakeProvider, error_body
 
 HOST = "127.0.0.1"
@@ -219,12 +220,22 @@ class LoopbackServer:
             writer.transport.abort()
             return False
         if kind == "ok" and stream:
+            http_id = len(fake.trace.http)
             fake.record(sent, provider, start, outcome)
             head = (
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                f"{HTTP_ID_HEADER}: {http_id}\r\n"
                 "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
             )
             writer.write(head.encode())
+            if outcome.stall > 0:  # headers now, the first chunk only after the stall
+                await writer.drain()
+                await asyncio.sleep(outcome.stall * self.scale)
+            if outcome.error_event is not None:
+                event = error_event(outcome.error_event)
+                writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n0\r\n\r\n")
+                await writer.drain()
+                return True
             for i, chunk in enumerate(fake.chunks(model)):
                 if outcome.cut_after is not None and i >= outcome.cut_after:
                     await writer.drain()

@@ -106,6 +106,10 @@ class Ending(NamedTuple):
     noted: bool = False
     #: Responses: the type of what the call returned (``ChatCompletion``, ``Stream``...).
     returned: str | None = None
+    #: Streams: the chunks the caller read (``http_id``: the answer they came from).
+    chunks: int | None = None
+    #: Streams broken mid-answer: the notes on the error.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,6 +120,8 @@ class Trace:
     issued: int = 0
     #: Most requests in flight at once (async runs).
     max_in_flight: int = 0
+    #: Requests the client cancelled before their answer (in process, async): never answered.
+    cancelled: list[HttpRecord] = field(default_factory=list)
     #: The circuit breakers' transitions, as the runtime reported them (``BreakerTransition``).
     transitions: list[Any] = field(default_factory=list)
 
@@ -165,7 +171,7 @@ class Trace:
 CALLER_MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "chaos"}]
 
 
-def _http_id(exc: BaseException) -> int | None:
+def _http_id(exc: object) -> int | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is None:
@@ -189,5 +195,27 @@ def error_ending(request: int, exc: BaseException, at: float, kind: str = "error
     return Ending(request, kind, type(exc).__name__, at, _http_id(exc), failures, noted)
 
 
-def response_ending(request: int, returned: object, at: float) -> Ending:
-    return Ending(request, "response", None, at, returned=type(returned).__name__)
+def response_ending(
+    request: int, returned: object, at: float, *, chunks: int | None = None
+) -> Ending:
+    """A call that returned; for a stream read to its end, ``chunks`` read and the answer's id."""
+    http_id = _http_id(returned) if chunks is not None else None
+    return Ending(
+        request, "response", None, at, http_id, returned=type(returned).__name__, chunks=chunks
+    )
+
+
+def stream_error_ending(
+    request: int, exc: BaseException, stream: object, chunks: int, at: float
+) -> Ending:
+    """A stream that broke while its caller read it, after ``chunks`` chunks."""
+    notes = tuple(str(n) for n in getattr(exc, "__notes__", None) or [])
+    return Ending(
+        request,
+        "stream_error",
+        type(exc).__name__,
+        at,
+        _http_id(stream),
+        chunks=chunks,
+        notes=notes,
+    )

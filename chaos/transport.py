@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from .faults import FaultSampler, Outcome, ProviderFaults
+from .stream_bodies import needs_stalled_body, stalled_stream
 from .trace import HTTP_ID_HEADER, REQUEST_HEADER, HttpRecord, Sent, Trace
 
 #: Chunks in a complete streamed answer (before the final chunk and ``[DONE]``).
@@ -180,6 +181,26 @@ class FakeProvider:
             )
         )
 
+    def record_cancelled(self, sent: Sent, provider: str, start: float, outcome: Outcome) -> None:
+        """A request its client cancelled before the answer: kept apart (``Trace.cancelled``)."""
+        self.trace.cancelled.append(
+            HttpRecord(
+                sent.request,
+                sent.key,
+                provider,
+                start,
+                self.clock(),
+                outcome.kind,
+                None,
+                "cancelled",
+                sent.stream,
+                outcome.latency,
+                sent.body_model,
+                sent.messages,
+                sent.timeout,
+            )
+        )
+
     def body(self, model: str) -> bytes:
         cached = self._bodies.get(model)
         if cached is None:
@@ -191,6 +212,11 @@ class FakeProvider:
         if cached is None:
             cached = self._chunks[model] = stream_chunks(model)
         return cached
+
+    def stream_headers(self) -> dict[str, str]:
+        """Headers of a streamed 200: the index of its trace record (appended next), so the
+        chunks a caller reads can be traced to the answer that sent them."""
+        return {"content-type": "text/event-stream", HTTP_ID_HEADER: str(len(self.trace.http))}
 
     def error_headers(self, outcome: Outcome) -> dict[str, str]:
         """Headers of an error answer: its Retry-After, and the index of its trace record (so the
@@ -240,7 +266,12 @@ def make_transports(http: Any) -> tuple[type, type]:
                 yield chunk
 
     def respond(
-        fake: FakeProvider, request: Any, outcome: Outcome, model: str, stream: bool
+        fake: FakeProvider,
+        request: Any,
+        outcome: Outcome,
+        model: str,
+        stream: bool,
+        advance: Callable[[float], None] | None = None,
     ) -> Any:
         kind = outcome.kind
         if kind == "read_timeout":
@@ -249,11 +280,15 @@ def make_transports(http: Any) -> tuple[type, type]:
             raise http.ReadError("chaos: [Errno 104] Connection reset by peer", request=request)
         if kind == "ok":
             if stream:
+                body = (
+                    stalled_stream(
+                        http, fake.chunks(model), outcome, is_async=False, advance=advance
+                    )
+                    if needs_stalled_body(outcome)
+                    else CutStream(fake.chunks(model), outcome.cut_after)
+                )
                 return http.Response(
-                    200,
-                    headers={"content-type": "text/event-stream"},
-                    stream=CutStream(fake.chunks(model), outcome.cut_after),
-                    request=request,
+                    200, headers=fake.stream_headers(), stream=body, request=request
                 )
             return http.Response(
                 200,
@@ -273,12 +308,12 @@ def make_transports(http: Any) -> tuple[type, type]:
         fake: FakeProvider, request: Any, outcome: Outcome, model: str, stream: bool
     ) -> Any:
         if outcome.kind == "ok" and stream:
-            return http.Response(
-                200,
-                headers={"content-type": "text/event-stream"},
-                stream=AsyncCutStream(fake.chunks(model), outcome.cut_after),
-                request=request,
+            body = (
+                stalled_stream(http, fake.chunks(model), outcome, is_async=True)
+                if needs_stalled_body(outcome)
+                else AsyncCutStream(fake.chunks(model), outcome.cut_after)
             )
+            return http.Response(200, headers=fake.stream_headers(), stream=body, request=request)
         return respond(fake, request, outcome, model, stream)
 
     class FakeTransport(http.BaseTransport):  # type: ignore[misc]
@@ -295,7 +330,7 @@ def make_transports(http: Any) -> tuple[type, type]:
             outcome, sent = _decide(fake, self.provider, request, request.read())
             self.advance(outcome.latency)
             try:  # the answer first (its headers name the record appended next), then the record
-                return respond(fake, request, outcome, sent.model, sent.stream)
+                return respond(fake, request, outcome, sent.model, sent.stream, self.advance)
             finally:
                 fake.record(sent, self.provider, start, outcome)
 
@@ -310,7 +345,11 @@ def make_transports(http: Any) -> tuple[type, type]:
             start = fake.clock()
             outcome, sent = _decide(fake, self.provider, request, await request.aread())
             if outcome.latency > 0:
-                await asyncio.sleep(outcome.latency)
+                try:
+                    await asyncio.sleep(outcome.latency)
+                except asyncio.CancelledError:  # the client gave up on it (e.g. a hedge's loser)
+                    fake.record_cancelled(sent, self.provider, start, outcome)
+                    raise
             try:
                 return respond_async(fake, request, outcome, sent.model, sent.stream)
             finally:

@@ -68,7 +68,9 @@ from . import (  # noqa: E402
     fallback_weights,
     final_error,
     first_choice_weights,
+    hedging,
     selector,
+    stream_first_chunk,
     success_rate,
 )
 
@@ -87,9 +89,11 @@ __all__ = [
     "fallback_weights",
     "final_error",
     "first_choice_weights",
+    "hedging",
     "needs_traffic",
     "register",
     "run_checks",
     "selector",
+    "stream_first_chunk",
     "success_rate",
 ]
