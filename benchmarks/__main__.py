@@ -66,6 +66,7 @@ PYTEST_ENV: Final = {
         "BENCH_HOOK_ROUNDS": "2000",
         "BENCH_THROUGHPUT_REQUESTS": "100",
         "BENCH_PAIRED_ROUNDS": "40",
+        "BENCH_STREAM_CHUNKS": "1000",
     },
 }
 REQUESTS: Final = {"full": 2000, "quick": 300}
@@ -111,6 +112,7 @@ def run_pytest_benchmarks(mode: str, raw_json: Path) -> list[dict[str, Any]]:
         "pytest",
         str(BENCH_DIR / "test_overhead.py"),
         str(BENCH_DIR / "test_decisions.py"),
+        str(BENCH_DIR / "test_streaming.py"),
         "-q",
         "-p",
         "no:cacheprovider",
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline_section,
         "hook_profile": profile_hook.where_time_goes(),
         "decisions": report.decision_rows(benchmarks),
+        "memory": report.memory_rows(benchmarks),
         "scenario_setup": scenario_setup(workload, args.litellm_requests),
         "workload": workload.__dict__,
         "original_sdk": original,

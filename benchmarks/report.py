@@ -166,6 +166,20 @@ def decision_rows(benchmarks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return rows
 
 
+def memory_rows(benchmarks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Peak memory and time of reading one long stream (``test_streaming.py``)."""
+    return [
+        {
+            "name": bench["extra_info"]["name"],
+            "peak_kib": float(bench["extra_info"]["peak_kib"]),
+            "stream_kib": float(bench["extra_info"]["stream_kib"]),
+            "median_ms": float(bench["stats"]["median"]) * 1e3,
+        }
+        for bench in benchmarks
+        if bench["extra_info"].get("kind") == "memory"
+    ]
+
+
 # -- scenarios -----------------------------------------------------------------------------------
 
 
@@ -563,6 +577,22 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
             f"| {row['name']} | {_fmt(row['median_us'])} | {'' if rate is None else f'{rate:,.0f}'} |"
         )
     lines.append("")
+
+    if results.get("memory"):
+        lines += ["## Streams: memory over one long answer", ""]
+        lines += [
+            "Peak Python allocations (tracemalloc) while the caller reads every chunk; the library "
+            "primes a stream up to its first event and holds nothing more (`test_streaming.py`).",
+            "",
+            "| what | answer KiB | peak KiB | median ms per stream |",
+            "|---|---:|---:|---:|",
+        ]
+        for row in results["memory"]:
+            lines.append(
+                f"| {row['name']} | {row['stream_kib']:,.0f} | {row['peak_kib']:,.0f} | "
+                f"{_fmt(row['median_ms'])} |"
+            )
+        lines.append("")
 
     lines += ["## Against the alternatives", ""]
     lines += [results["scenario_setup"], ""]
