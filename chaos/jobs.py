@@ -18,6 +18,7 @@ from typing import Any
 
 from .checks import RunView, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
+from .health import recording
 from .results import JobResult
 from .scenario import Scenario, expected_http_per_request
 from .sizing import auto_sizes, sample_size
@@ -94,7 +95,9 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     try:
         with quiet_runtime_logs(), contextlib.ExitStack() as stack:
             extra = stack.enter_context(mutant.apply()) if mutant else {}
-            trace, virtual = driver(scenario, job.n, job.seed, extra=extra, progress=progress)
+            with recording() as health:
+                trace, virtual = driver(scenario, job.n, job.seed, extra=extra, progress=progress)
+            trace.health = health
             if job.trace_dir:
                 write_trace(trace_path(job.trace_dir, job.label), trace)
             view = RunView(scenario, job.seed, trace, extra_init=extra)

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from notdiamond._config import ModelSettings
 
 from .faults import FaultModelError, ProviderFaults
+from .health import HEALTH_FIELDS, init_options
 
 SCENARIO_DIR: Final = Path(__file__).parent / "scenarios"
 
@@ -42,6 +43,8 @@ _CONFIG_FIELDS: Final = {
     "model_messages",
     "retry_after_cap",
     "jitter",
+    # the health strategies (chaos/health.py): circuit_breaker, retry_budget, deadline
+    *HEALTH_FIELDS,
 }
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
@@ -109,7 +112,7 @@ class Scenario:
 
     def init_kwargs(self) -> dict[str, Any]:
         """What ``notdiamond.init`` gets besides the clients: the file's ``config``."""
-        return dict(self.config)
+        return {**self.config, **init_options(self.config)}
 
     @property
     def weighted(self) -> bool:
@@ -279,6 +282,8 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
     name the fix) and its per-model settings and defaults, which the checks then compare with."""
     from notdiamond._config import parse_config
 
+    from .health import validate as validate_health
+
     config = scenario.config
     defaults = _runtime_defaults()
     try:
@@ -292,6 +297,7 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         )
         cap = _runtime_option("retry_after_cap", config.get("retry_after_cap"))
         jitter = _runtime_option("jitter", config.get("jitter"))
+        validate_health(config)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(
