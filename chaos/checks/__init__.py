@@ -65,6 +65,7 @@ from . import (  # noqa: E402
     final_error,
     first_choice_weights,
     open_weights,
+    retry_budget,
     selector,
     success_rate,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "first_choice_weights",
     "open_weights",
     "register",
+    "retry_budget",
     "run_checks",
     "selector",
     "success_rate",
