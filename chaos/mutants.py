@@ -629,3 +629,8 @@ MUTANTS: dict[str, Mutant] = {
         ),
     )
 }
+
+# the health strategies' mutants (issue 12 section 5) live in their own module
+from .mutants_health import health_mutants  # noqa: E402
+
+MUTANTS.update((m.name, m) for m in health_mutants())
