@@ -45,13 +45,20 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Full benchmarks; writes reports/bench/ and compares with the committed baseline."""
+    """Full benchmarks; writes reports/bench/ and compares with the committed baseline.
+
+    The out-of-process contenders get their own virtualenvs under .nox/ on first use (pip):
+    notdiamond 0.4.12 and LiteLLM (real time, about two and a half minutes of the run).
+    """
     session.install("-e", ".[test,chaos,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
 @nox.session
 def bench_quick(session: nox.Session) -> None:
-    """A quick benchmark report (reports/bench/quick/), never failing on noisy absolute times."""
+    """A quick benchmark report (reports/bench/quick/), never failing on noisy absolute times.
+
+    LiteLLM is skipped here (it runs in real time); CI needs no LiteLLM.
+    """
     session.install("-e", ".[test,chaos,bench]")
     session.run("python", "-m", "benchmarks", "--quick", *session.posargs)

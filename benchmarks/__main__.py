@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick]``: run every benchmark and write the report.
 
 1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput);
-2. every scenario against every contender in virtual time (the original SDK in its own venv);
+2. every scenario against every contender in virtual time (the original SDK in its own venv), and
+   LiteLLM's Router in real time over loopback sockets (its own venv; full runs only);
 3. ``summary.md``, ``results.json`` and ``comparison.png`` in ``reports/bench/`` (``--quick``:
    ``reports/bench/quick/``), the overhead compared with ``benchmarks/baseline.json``.
 
@@ -24,9 +25,18 @@ from typing import Any, Final
 
 import openai
 
-from benchmarks import original_sdk, profile_hook, report
-from benchmarks.contenders import IN_PROCESS, ORIGINAL_SDK, THIS_LIBRARY
+from benchmarks import litellm_router, original_sdk, profile_hook, report
+from benchmarks.contenders import (
+    IN_PROCESS,
+    ORIGINAL_SDK,
+    PLAIN_SDK,
+    THIS_LIBRARY,
+    THIS_LIBRARY_RECOMMENDED,
+    breaker_available,
+    recommended_options,
+)
 from benchmarks.scenarios import (
+    ALL_SCENARIOS,
     BACKOFF,
     MAX_RETRIES,
     MODELS,
@@ -73,6 +83,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-original", action="store_true", help="skip notdiamond 0.4.12 (no venv, no pip)"
     )
     parser.add_argument(
+        "--no-litellm",
+        action="store_true",
+        help="skip LiteLLM's Router (no venv, no pip; --quick always skips it)",
+    )
+    parser.add_argument(
+        "--litellm-requests",
+        type=int,
+        default=litellm_router.REQUESTS,
+        help="LiteLLM's logical requests per scenario (real time: 0.5 s each)",
+    )
+    parser.add_argument(
         "--update-baseline", action="store_true", help="write this run's overhead to baseline.json"
     )
     return parser.parse_args(argv)
@@ -101,51 +122,87 @@ def run_pytest_benchmarks(mode: str, raw_json: Path) -> list[dict[str, Any]]:
     return benchmarks
 
 
-def run_contenders(
-    workload: Workload, mode: str, skip_original: bool
+def run_original(workload: Workload, skip: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The original SDK's records per scenario, and how it fared."""
+    if skip:
+        return {}, {"status": "skipped", "reason": "--no-original was given"}
+    environment = original_sdk.ensure_environment()
+    if environment.python is None:
+        print(f"benchmarks: notdiamond 0.4.12 unavailable: {environment.problem}", file=sys.stderr)
+        return {}, {"status": "unavailable", "reason": environment.problem}
+    started = time.perf_counter()
+    payload = original_sdk.run(environment.python, workload, list(SCENARIOS))
+    return payload["results"], {
+        "status": "ok",
+        "version": payload["notdiamond"],
+        "openai": payload["openai"],
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def run_litellm(
+    workload: Workload, skip_reason: str | None
 ) -> tuple[dict[str, dict[str, list[RequestRecord]]], dict[str, Any]]:
-    """Per scenario, per contender: the records. Plus how the original SDK fared."""
-    runs: dict[str, dict[str, list[RequestRecord]]] = {name: {} for name in SCENARIOS}
-    original: dict[str, Any] = {"status": "skipped", "reason": "--no-original was given"}
-    if not skip_original:
-        environment = original_sdk.ensure_environment()
-        if environment.python is None:
-            original = {"status": "unavailable", "reason": environment.problem}
-            print(
-                f"benchmarks: notdiamond 0.4.12 unavailable: {environment.problem}", file=sys.stderr
-            )
-        else:
-            started = time.perf_counter()
-            payload = original_sdk.run(environment.python, workload, list(SCENARIOS))
-            original = {
-                "status": "ok",
-                "version": payload["notdiamond"],
-                "openai": payload["openai"],
-                "wall_seconds": time.perf_counter() - started,
-            }
-            for name, records in payload["results"].items():
-                runs[name][ORIGINAL_SDK] = records
+    """LiteLLM's records per configuration label and scenario (real time), and how it fared."""
+    if skip_reason is not None:
+        return {}, {"status": "skipped", "reason": skip_reason}
+    environment = litellm_router.ensure_environment()
+    if environment.python is None:
+        print(f"benchmarks: LiteLLM unavailable: {environment.problem}", file=sys.stderr)
+        return {}, {"status": "unavailable", "reason": environment.problem}
+    started = time.perf_counter()
+    payload = litellm_router.run(environment.python, workload, list(ALL_SCENARIOS))
+    return payload["results"], {
+        "status": "ok",
+        "version": payload["litellm"],
+        "openai": payload["openai"],
+        "requests": workload.requests,
+        "configs": payload["configs"],
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def run_contenders(
+    workload: Workload, original_results: dict[str, Any], litellm_results: dict[str, Any]
+) -> dict[str, dict[str, list[RequestRecord]]]:
+    """Per scenario, per contender: the records, in the report's order."""
+    runs: dict[str, dict[str, list[RequestRecord]]] = {name: {} for name in ALL_SCENARIOS}
+    for name, records in original_results.items():
+        runs[name][ORIGINAL_SDK] = records
+    for label, by_scenario in litellm_results.items():
+        for name, records in by_scenario.items():
+            runs[name][label] = records
     for name, scenario in SCENARIOS.items():
         for contender, build in IN_PROCESS.items():
             runs[name][contender] = run_scenario(build, scenario, workload)
-    order = [*list(IN_PROCESS)[:-1], ORIGINAL_SDK, THIS_LIBRARY]
-    ordered = {
+    order = [*list(IN_PROCESS)[:2], ORIGINAL_SDK, *list(IN_PROCESS)[2:]]
+    order += [*litellm_router.LABELS.values(), *litellm_router.OUR_LABELS.values()]
+    return {
         name: {c: by_contender[c] for c in order if c in by_contender}
         for name, by_contender in runs.items()
+        if by_contender
     }
-    return ordered, original
 
 
-def scenario_setup(workload: Workload) -> str:
+def scenario_setup(workload: Workload, litellm_requests: int) -> str:
     return (
         f"Virtual time, seed {workload.seed}: {workload.requests} logical requests per scenario, one "
         f"every {workload.interarrival:g} s, each against the in-process fake provider (healthy latency "
         "0.5 s, log-normal). Every contender gets the same two clients built with SDK defaults "
         f"(`max_retries=2`) and a {TIMEOUT:g} s timeout. Resilient contenders: models "
-        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`. The plain SDK and the "
+        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`; the recommended row adds "
+        f"`{recommended_options()}`. The plain SDK and the "
         "tenacity loop (the OpenAI cookbook recipe: `wait_random_exponential(min=1, max=60)`, "
         "`stop_after_attempt(6)`) use the primary only. Latency: call to result or error, failures "
-        "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request."
+        "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request.\n\n"
+        "Rows marked **real time**: LiteLLM's Router cannot run in virtual time (its requests and "
+        "retry sleeps happen in its native core), so it runs in real time over loopback sockets "
+        "against a server drawing the same faults from the same seeds (`benchmarks/loopback.py`), "
+        f"{litellm_requests} logical requests per scenario arriving every {workload.interarrival:g} s "
+        "concurrently, all runs at once; this library's default and recommended rows run again "
+        "under the same conditions at the same time. Compare real-time rows with each other: fewer "
+        "requests (a rougher p99), latencies that include the machine's load, and no view of the "
+        "waiting inside LiteLLM (n/a)."
     )
 
 
@@ -176,7 +233,17 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     benchmarks = run_pytest_benchmarks(mode, scratch / f"pytest-benchmark-{mode}.json")
-    runs, original = run_contenders(workload, mode, args.no_original or False)
+    # LiteLLM first, alone: it runs in real time, so it must not share the CPUs with the rest.
+    litellm_skip = (
+        "--quick run (CI): LiteLLM runs in real time"
+        if args.quick
+        else ("--no-litellm was given" if args.no_litellm else None)
+    )
+    litellm_results, litellm_status = run_litellm(
+        Workload(requests=args.litellm_requests, seed=args.seed), litellm_skip
+    )
+    original_results, original = run_original(workload, args.no_original or False)
+    runs = run_contenders(workload, original_results, litellm_results)
 
     overhead = report.overhead_rows(benchmarks)
     paired = report.paired_rows(benchmarks)
@@ -194,6 +261,31 @@ def main(argv: list[str] | None = None) -> int:
     else:
         baseline_section = {"note": "No `benchmarks/baseline.json` yet: nothing to compare with."}
 
+    scenario_results = {
+        name: {
+            "title": ALL_SCENARIOS[name].title,
+            "contenders": {c: report.scenario_stats(r) for c, r in by_contender.items()},
+        }
+        for name, by_contender in runs.items()
+    }
+    real = litellm_router.OUR_LABELS
+    targets = {
+        "recommended": THIS_LIBRARY_RECOMMENDED,
+        "options": recommended_options(),
+        "checks": report.target_checks(
+            scenario_results, THIS_LIBRARY_RECOMMENDED, THIS_LIBRARY, PLAIN_SDK
+        ),
+        "real_time_checks": report.target_checks(
+            scenario_results, real["recommended"], real["default"], real["plain"]
+        ),
+        "notes": []
+        if breaker_available()
+        else [
+            "The circuit breaker is not on this build yet (`notdiamond.CircuitBreaker` missing): "
+            "the recommended row runs with the deadline only, and turns the breaker on by itself "
+            "once the library has it."
+        ],
+    }
     results: dict[str, Any] = {
         "mode": mode,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -211,22 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline_section,
         "hook_profile": profile_hook.where_time_goes(),
         "decisions": report.decision_rows(benchmarks),
-        "scenario_setup": scenario_setup(workload),
+        "scenario_setup": scenario_setup(workload, args.litellm_requests),
         "workload": workload.__dict__,
         "original_sdk": original,
-        "scenarios": {
-            name: {
-                "title": SCENARIOS[name].title,
-                "contenders": {c: report.scenario_stats(r) for c, r in by_contender.items()},
-            }
-            for name, by_contender in runs.items()
-        },
+        "litellm": litellm_status,
+        "scenarios": scenario_results,
+        "targets": targets,
         "wall_seconds": time.perf_counter() - started,
     }
     plot = "comparison.png"
-    report.write_plot(results, out / plot)
-    report.write_results(results, out / "results.json")
+    report.write_results(results, out / "results.json")  # first: the data outlives a bad plot
     report.write_summary(results, out / "summary.md", plot)
+    report.write_plot(results, out / plot)
     print(f"benchmarks: wrote {out / 'summary.md'} ({results['wall_seconds']:.0f} s)")
 
     if args.update_baseline:
@@ -246,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"benchmarks: notdiamond 0.4.12 could not be run: {original['reason']}", file=sys.stderr
         )
+        return 1
+    if litellm_status["status"] == "unavailable" and mode == "full":
+        print(f"benchmarks: LiteLLM could not be run: {litellm_status['reason']}", file=sys.stderr)
         return 1
     regressions = baseline_section.get("regressions", [])
     if regressions and mode == "full" and not args.update_baseline:

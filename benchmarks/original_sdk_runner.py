@@ -34,7 +34,7 @@ from benchmarks.fake_provider import MESSAGES  # noqa: E402
 
 @contextlib.contextmanager
 def original_sdk(
-    primary: openai.OpenAI, secondary: openai.AzureOpenAI
+    primary: openai.OpenAI, secondary: openai.AzureOpenAI, clock: scenarios.VirtualClock
 ) -> Iterator[Callable[[], object]]:
     """The original SDK with the same settings as this library; its clients keep SDK retries on.
 

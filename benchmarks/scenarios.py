@@ -63,11 +63,14 @@ class Scenario:
     title: str
     primary: FaultModel  # openai/gpt-4o
     secondary: FaultModel = field(default_factory=FaultModel)  # azure/gpt-4o
+    #: Streamed requests: a response's latency is the time to its first chunk (real time only).
+    stream: bool = False
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {
     s.name: s
     for s in (
+        Scenario("healthy", "Healthy providers (the reference for the others)", FaultModel()),
         Scenario(
             "outage",
             "Outage of the primary (503 for the middle 30% of the run)",
@@ -93,6 +96,21 @@ SCENARIOS: Final[dict[str, Scenario]] = {
 }
 
 
+#: Streamed scenarios, run in real time only (``loopback.py``), where a stream's first chunk can
+#: come after its headers: the latency reported is the time to the first chunk.
+STREAM_SCENARIOS: Final[dict[str, Scenario]] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "stream_slow",
+            "Streams: 25% of primary streams send their first chunk after 30 s (timeout 10 s)",
+            FaultModel(slow_rate=0.25, slow_latency=30.0),
+            stream=True,
+        ),
+    )
+}
+
+
 @dataclass(frozen=True)
 class Workload:
     requests: int = 2000
@@ -113,6 +131,9 @@ class RequestRecord:
     http_requests: int  # HTTP requests it caused, over all providers
     waited: float  # virtual seconds spent in sleeps (backoff, Retry-After)
     error: str | None = None  # exception class name of a failure
+    outage_requests: int = (
+        0  # of http_requests, those answered by a provider's outage (a dead model)
+    )
 
 
 class VirtualClock:
@@ -142,6 +163,48 @@ def virtual_time(clock: VirtualClock) -> Iterator[None]:
 _ERROR_BODY: Final = json.dumps({"error": {"message": "fault", "type": "server_error"}}).encode()
 
 
+@dataclass(frozen=True)
+class Fault:
+    """What one HTTP request meets: a status after ``latency`` virtual seconds.
+
+    A 200 whose ``latency`` exceeds the client's read timeout is a timeout for that client.
+    """
+
+    status: int
+    latency: float
+    headers: dict[str, str] = field(default_factory=dict)
+    outage: bool = False  # answered by the provider's outage window
+
+
+def draw_fault(
+    scenario: Scenario,
+    workload: Workload,
+    provider: str,
+    request_index: int,
+    attempt: int,
+    now: float,
+) -> Fault:
+    """The fault met by the ``attempt``-th request (from 0) to ``provider`` for logical request
+    ``request_index``, sent at scenario time ``now``: a pure function of these and the seed."""
+    faults = scenario.secondary if provider == "azure" else scenario.primary
+    rng = random.Random(f"{workload.seed}/{provider}/{request_index}/{attempt}")
+    u = rng.random()
+    latency = faults.latency * rng.lognormvariate(0.0, faults.jitter)
+    if faults.outage is not None:
+        start, end = (f * workload.duration for f in faults.outage)
+        if start <= now < end:
+            return Fault(503, faults.error_latency, outage=True)
+    if u < faults.error_rate:
+        return Fault(500, faults.error_latency)
+    u -= faults.error_rate
+    if u < faults.rate_limit_rate:
+        return Fault(429, faults.error_latency, {"retry-after": f"{faults.retry_after:g}"})
+    u -= faults.rate_limit_rate
+    if u < faults.slow_rate:
+        latency = faults.slow_latency
+    return Fault(200, latency)
+
+
 class FaultyProviders:
     """The fake transport's handler for both providers, following a scenario in virtual time."""
 
@@ -151,10 +214,12 @@ class FaultyProviders:
         self.clock = clock
         self.request_index = 0
         self.attempts = {"openai": 0, "azure": 0}
+        self.outage_requests = 0
 
     def begin(self, request_index: int) -> None:
         self.request_index = request_index
         self.attempts = {"openai": 0, "azure": 0}
+        self.outage_requests = 0
 
     @property
     def http_requests(self) -> int:
@@ -162,33 +227,20 @@ class FaultyProviders:
 
     def __call__(self, request: Any) -> Any:
         provider = "azure" if request.url.host.endswith(".azure.com") else "openai"
-        faults = self.scenario.secondary if provider == "azure" else self.scenario.primary
         attempt = self.attempts[provider]
         self.attempts[provider] += 1
-        rng = random.Random(f"{self.workload.seed}/{provider}/{self.request_index}/{attempt}")
-        u = rng.random()
-        latency = faults.latency * rng.lognormvariate(0.0, faults.jitter)
-
-        if faults.outage is not None:
-            start, end = (f * self.workload.duration for f in faults.outage)
-            if start <= self.clock.now < end:
-                return self._error(503, faults.error_latency)
-        if u < faults.error_rate:
-            return self._error(500, faults.error_latency)
-        u -= faults.error_rate
-        if u < faults.rate_limit_rate:
-            return self._error(
-                429, faults.error_latency, {"retry-after": f"{faults.retry_after:g}"}
-            )
-        u -= faults.rate_limit_rate
-        if u < faults.slow_rate:
-            latency = faults.slow_latency
-
+        fault = draw_fault(
+            self.scenario, self.workload, provider, self.request_index, attempt, self.clock.now
+        )
+        if fault.outage:
+            self.outage_requests += 1
+        if fault.status != 200:
+            return self._error(fault.status, fault.latency, fault.headers)
         read_timeout = (request.extensions.get("timeout") or {}).get("read")
-        if read_timeout is not None and latency > read_timeout:
+        if read_timeout is not None and fault.latency > read_timeout:
             self.clock.now += read_timeout
             raise http.ReadTimeout("simulated read timeout", request=request)
-        self.clock.now += latency
+        self.clock.now += fault.latency
         return fake_provider.succeed(request)
 
     def _error(self, status: int, latency: float, headers: dict[str, str] | None = None) -> Any:
@@ -200,9 +252,10 @@ class FaultyProviders:
         )
 
 
-#: A contender: given the two fake-backed clients, a context that yields one logical call.
+#: A contender: given the two fake-backed clients and the run's virtual clock (for a library that
+#: takes an injected clock), a context that yields one logical call.
 Contender = Callable[
-    [openai.OpenAI, openai.AzureOpenAI], AbstractContextManager[Callable[[], object]]
+    [openai.OpenAI, openai.AzureOpenAI, VirtualClock], AbstractContextManager[Callable[[], object]]
 ]
 
 
@@ -220,7 +273,7 @@ def run_scenario(
     # Retry warnings would flood stderr; they cost no virtual time.
     logging.disable(logging.CRITICAL)
     try:
-        with virtual_time(clock), contender(primary, secondary) as call:
+        with virtual_time(clock), contender(primary, secondary, clock) as call:
             for i in range(workload.requests):
                 clock.now = arrival = i * workload.interarrival
                 waited_before = clock.waited
@@ -237,6 +290,7 @@ def run_scenario(
                         http_requests=providers.http_requests,
                         waited=clock.waited - waited_before,
                         error=error,
+                        outage_requests=providers.outage_requests,
                     )
                 )
     finally:
@@ -248,3 +302,7 @@ def run_scenario(
 
 def records_to_json(records: list[RequestRecord]) -> list[dict[str, Any]]:
     return [asdict(r) for r in records]
+
+
+#: Every scenario by name, virtual-time and streamed.
+ALL_SCENARIOS: Final[dict[str, Scenario]] = {**SCENARIOS, **STREAM_SCENARIOS}

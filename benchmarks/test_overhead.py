@@ -15,6 +15,9 @@ Two measurements per mode:
   writing them into the request options, and the call into the SDK. A fourth variant,
   ``reference``, is a minimal hand-flattened hook without the library: the yardstick that the
   baseline comparison divides by, so that a slower (or busier) machine is not read as a regression.
+  Two more, ``deadline`` and ``breaker``, are the defaults plus ``deadline=25.0`` or
+  ``circuit_breaker=True`` (skipped on a build without a breaker): what switching a strategy on
+  costs on the success path.
 
 Async calls run on one reused event loop, in batches inside one ``run_until_complete``; the report
 divides by ``calls_per_round``.
@@ -48,7 +51,12 @@ PAIRED_BATCH: Final = 5
 PAIRED_WARMUP: Final = 5
 COMPLETION: Final = ChatCompletion.model_validate_json(fake_provider.completion_body())
 VARIANTS: Final = ("unpatched", "notdiamond", "gpt-4o")
-HOOK_VARIANTS: Final = (*VARIANTS, "reference")
+#: Strategies switched on over the defaults (``model="notdiamond"``): their success-path cost.
+STRATEGY_OPTIONS: Final[dict[str, dict[str, Any]]] = {
+    "deadline": {"deadline": 25.0},
+    "breaker": {"circuit_breaker": True},
+}
+HOOK_VARIANTS: Final = (*VARIANTS, "reference", *STRATEGY_OPTIONS)
 
 
 class StubbedOpenAI(openai.OpenAI):
@@ -120,11 +128,17 @@ def _managed(client: Any, variant: str) -> Iterator[str]:
         assert isinstance(client, ReferenceHookOpenAI | ReferenceHookAsyncOpenAI)
         yield "notdiamond"
         return
+    options = STRATEGY_OPTIONS.get(variant, {})
+    if "circuit_breaker" in options and not hasattr(notdiamond, "CircuitBreaker"):
+        pytest.skip("this build has no circuit breaker (notdiamond.CircuitBreaker)")
     with notdiamond.init(
-        client, models=["openai/gpt-4o"], async_mode=isinstance(client, openai.AsyncOpenAI)
+        client,
+        models=["openai/gpt-4o"],
+        async_mode=isinstance(client, openai.AsyncOpenAI),
+        **options,
     ):
         assert type(client) not in (openai.OpenAI, openai.AsyncOpenAI)  # patched: a subclass
-        yield variant
+        yield "notdiamond" if variant in STRATEGY_OPTIONS else variant
 
 
 def _tag(benchmark: Any, measure: str, mode: str, variant: str, calls_per_round: int = 1) -> None:

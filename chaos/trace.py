@@ -16,8 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from notdiamond import BreakerTransition
-
 #: The harness's id of the request being served (for the runtime's observer).
 current_request: contextvars.ContextVar[int] = contextvars.ContextVar("chaos_request", default=-1)
 
@@ -118,14 +116,14 @@ class Trace:
     issued: int = 0
     #: Most requests in flight at once (async runs).
     max_in_flight: int = 0
-    #: Every ``notdiamond.BreakerTransition`` the runtime reported to ``observer``.
+    #: The circuit breakers' transitions, as the runtime reported them (``BreakerTransition``).
     transitions: list[Any] = field(default_factory=list)
     #: The health strategies' recorded decisions (``chaos.health.HealthRecording``), if any.
     health: Any = None
 
     def observer(self, event: Any) -> None:
-        """The runtime's ``observer=``: records an ``AttemptEvent`` or a ``BreakerTransition``."""
-        if isinstance(event, BreakerTransition):
+        """The runtime's ``observer=``: records an ``AttemptEvent`` (or a breaker's transition)."""
+        if not hasattr(event, "call_id"):  # a notdiamond.BreakerTransition (circuit_breaker=)
             self.transitions.append(event)
             return
         self.attempts.append(

@@ -11,7 +11,9 @@ from ._deadline import DeadlineExceeded, deadline
 from ._events import AttemptEvent
 from ._failures import Failure, failures_of
 from ._health.circuit import Transition as BreakerTransition
+from ._health.redis_state import RedisState
 from ._health.snapshot import ModelHealth
+from ._hedge_options import Hedge
 from ._init import InitOptions, init
 from ._manager import AsyncRetryWrapper, RetryManager, RetryWrapper
 from ._served import ServedModels, served_models
@@ -37,6 +39,7 @@ __all__ = [
     "ClientsInput",
     "DeadlineExceeded",
     "Failure",
+    "Hedge",
     "InitOptions",
     "MessagesInput",
     "ModelHealth",
@@ -44,6 +47,7 @@ __all__ = [
     "ModelsInput",
     "ModelsUnavailable",
     "OpenAIMessagesType",
+    "RedisState",
     "RetryBudget",
     "RetryManager",
     "RetryWrapper",

@@ -15,6 +15,7 @@ from ._strategy import HOOKS, Strategy, overrides
 
 if TYPE_CHECKING:
     from ._config import ModelSettings
+    from ._hedge_options import Hedging
     from ._policy import RetryPolicy
 
 
@@ -33,6 +34,7 @@ class Pipeline:
         observer: Observer | None,
         deadline: float | None,
         first_chunk_timeouts: Mapping[str, float] | None = None,
+        hedge: Hedging | None = None,
     ) -> None:
         self.settings = settings
         self.next_model = next_model
@@ -44,6 +46,8 @@ class Pipeline:
         self.deadline = deadline
         #: ``first_chunk_timeout`` of each model that has one (streamed attempts, SPEC 4.9).
         self.first_chunk_timeouts: Mapping[str, float] = first_chunk_timeouts or {}
+        #: Hedged requests (async clients; their wrappers run calls on the hedged driver), or None.
+        self.hedge = hedge
         #: Who sends each model's attempts: filled in once the wrappers exist.
         self.wrapper_of: dict[str, Any] = {}
         # For each hook, only the strategies that override it (a hook nobody overrides is skipped).
@@ -57,4 +61,9 @@ class Pipeline:
         self.readmit_by = by_hook["readmit"]
         self.attempt_abandoned_by = by_hook["attempt_abandoned"]
         #: Whether every call reads the clock (strategies, observers and deadlines need it).
-        self.timed = bool(self.strategies) or observer is not None or deadline is not None
+        self.timed = (
+            bool(self.strategies)
+            or observer is not None
+            or deadline is not None
+            or hedge is not None
+        )

@@ -7,6 +7,7 @@ send an attempt, sleep, or raise.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Final
@@ -88,7 +89,6 @@ class CallState:
         # What only failures and timed calls need is set up when first needed (see _track).
         self.tracked = False
         if self.timed:
-            self._track()
             self._begin(limit)
 
     def _track(self) -> None:
@@ -107,10 +107,44 @@ class CallState:
         self.sent = 0
         self.retry_state: RetryCallState | None = None
 
+    def branch(self, lane: CallState, key: str) -> None:
+        """Make ``lane`` (an uninitialised instance) a parallel line of attempts of this call.
+
+        For hedged requests: the lane shares the call's identity, deadline, failures and skipped
+        models (one list each), and has its own model ``key``, attempt count, retry state and a
+        copy of the request options (attempts in flight at once must not share them).
+        """
+        if not self.tracked:
+            self._track()
+        lane.pipeline = self.pipeline
+        lane.origin = self.origin
+        lane.client = self.client
+        lane.cast_to = self.cast_to
+        lane.options = copy.copy(self.options)
+        lane.stream = self.stream
+        lane.stream_cls = self.stream_cls
+        lane.body = self.body
+        lane.timeout = self.timeout
+        lane.timed = lane.tracked = True
+        lane.call_id = self.call_id
+        lane.started = self.started
+        lane.deadline = self.deadline
+        lane.failures = self.failures
+        lane.skipped = self.skipped
+        lane.key = key
+        lane.attempt = 1
+        lane.wait_before = 0.0
+        lane.attempt_started = 0.0
+        lane.clamped = False
+        lane.probing = None
+        lane.retry_state = None
+
     # -- the start of a call -----------------------------------------------------------------
     def _begin(self, block_limit: float | None) -> None:
+        """A timed call starts: its state, its start on the clock, its deadline, its admission."""
+        self._track()
         pipeline = self.pipeline
-        now = self.started = pipeline.clock()
+        now = self.started = self.attempt_started = pipeline.clock()
         limit = pipeline.deadline
         if block_limit is not None and (limit is None or block_limit < limit):
             limit = block_limit
@@ -142,7 +176,7 @@ class CallState:
                 self.probing = key
                 return key
             self.skipped.append(key)
-            key = pipeline.next_model(self.failed)
+            key = self._untried()
         if self.sent == 0:
             for strategy in pipeline.last_resort_by:
                 key = strategy.last_resort(self, tuple(self.skipped), now)
@@ -168,7 +202,8 @@ class CallState:
     def _attempt_starts(self, timeout: Any) -> Any:
         """Record the attempt's start; cut its timeout to the time left before the deadline."""
         pipeline = self.pipeline
-        now = self.attempt_started = pipeline.clock()
+        # The call's first attempt starts when the call does (nothing happens in between).
+        now = self.attempt_started = self.started if self.sent == 0 else pipeline.clock()
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:
@@ -217,7 +252,7 @@ class CallState:
         decision: Decision = "retry"
         if wait is None:
             next_key = self._fallback(now)
-            decision = "raise" if next_key is None else "fallback"
+            decision = self._nothing_left() if next_key is None else "fallback"
         level = logging.INFO if decision == "retry" else logging.WARNING
         if logger.isEnabledFor(level):
             self._log(level, exc, decision, next_key, wait)
@@ -245,7 +280,15 @@ class CallState:
             self.probing = None
         if self.deadline is not None and now >= self.deadline:
             return None
-        return self._admitted(self.pipeline.next_model(self.failed), now)
+        return self._admitted(self._untried(), now)
+
+    def _untried(self) -> str | None:
+        """The fallback choice (SPEC 4.5): a model not yet given up on in this call."""
+        return self.pipeline.next_model(self.failed)
+
+    def _nothing_left(self) -> Decision:
+        """The decision when a failed model has no fallback: the error reaches the caller."""
+        return "raise"
 
     def waited(self) -> bool:
         """After a wait: may the retry go ahead? If not, the call has moved on to a fallback."""
@@ -324,6 +367,7 @@ class CallState:
         then = {
             "retry": f"retrying in {wait or 0.0:.3f}s",
             "fallback": f"falling back to {next_key}",
+            "hedge": "another attempt of the call is still running",
             "raise": "no model left; raising it",
             "success": "",
         }[decision]

@@ -205,12 +205,18 @@ class PerModel(Generic[T]):
 def _refuse_typo(
     name: str, key: str, configured: Sequence[str], entries: Mapping[object, object]
 ) -> None:
-    """Refuse ``key`` when it is one typo away from a configured model that has no entry."""
-    meant = near_miss(key, (k for k in configured if k not in entries))
+    """Refuse ``key`` when it is one typo away from a configured model that has no entry, or
+    the same key in other case (``OpenAI/gpt-4o``)."""
+    missing = [k for k in configured if k not in entries]
+    meant = near_miss(key, missing)
+    apart = "one character apart"
+    if meant is None:
+        meant = next((k for k in missing if k.casefold() == key.casefold()), None)
+        apart = "the same in other case"
     if meant is not None:
         raise ValueError(
-            f"{name}: {key!r} is not a configured model, but {meant!r} is, one character "
-            f"apart. Did you mean {meant!r}? (If {key!r} is meant for another init, add an "
+            f"{name}: {key!r} is not a configured model, but {meant!r} is, {apart}. "
+            f"Did you mean {meant!r}? (If {key!r} is meant for another init, add an "
             f"entry for {meant!r} too, and this one is ignored with a warning.)"
         )
 
@@ -223,7 +229,7 @@ def _check_max_retries(where: str, value: object) -> int:
     )
     if value < 1:
         raise ValueError(
-            f"{where}: {value} attempts would never call the model. Use 1 or more "
+            f"{where}: {describe(value)} attempts would never call the model. Use 1 or more "
             "(it counts attempts on one model: 1 is a single try, 3 is up to three)."
         )
     return value

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Decision = Literal["success", "retry", "fallback", "raise"]
+Decision = Literal["success", "retry", "fallback", "hedge", "raise"]
 
 #: ``(model key, attempt number on that model, the exception)`` for each failed attempt of a call.
 FailureRecord = tuple[str, int, Exception]
@@ -17,7 +17,10 @@ class AttemptEvent:
     """One attempt, as the manager's ``observer`` sees it. Times come from the manager's clock.
 
     ``decision`` is what followed: ``success``; ``retry`` (same model, after ``next_wait`` s);
-    ``fallback`` (to another model, at once); ``raise`` (no model left: the error reaches the caller).
+    ``fallback`` (to another model, at once); ``hedge`` (with ``hedge=``: the call goes on with
+    another attempt already running in parallel, because this one was cancelled when that one
+    answered first, or failed with no further model to start); ``raise`` (no model left: the
+    error reaches the caller).
     """
 
     call_id: int

@@ -12,6 +12,8 @@ from typing_extensions import Unpack
 
 from ._config import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, parse_config
 from ._events import Observer
+from ._health.store import HealthStore
+from ._hedge_options import Hedge, check_hedge_models
 from ._manager import RetryManager
 from ._options import check_option_names, parse_options
 from ._sdk import Provider, classify_client
@@ -55,6 +57,13 @@ class InitOptions(TypedDict, total=False):
     #: Seconds from sending a streamed attempt to its first chunk; one number or per model (a dict
     #: like ``timeout``). No first chunk in time: a timeout of that attempt. Default none.
     first_chunk_timeout: float | Mapping[str, float | None] | None
+    #: Hedged requests (async clients): ``notdiamond.Hedge(delay=2.0, max_extra=1)`` races a slow
+    #: attempt with one on the next model; ``True`` (the defaults) or ``None``/``False`` (off, the
+    #: default).
+    hedge: Hedge | bool | None
+    #: Where the breaker's and the budget's state live: ``None`` (this process's memory, the
+    #: default) or a store shared by processes, ``notdiamond.RedisState(...)``.
+    state: HealthStore | None
 
 
 def init(
@@ -118,12 +127,18 @@ def init(
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError("api_key must be a string (or None to read NOTDIAMOND_API_KEY).")
     resolved = parse_options(options, is_async=is_async, models=config.order)
+    check_hedge_models(resolved["hedge"], config)
+    store = resolved.pop("state")
+    bind_clock = getattr(store, "bind_clock", None)
+    if bind_clock is not None:  # a shared store maps remaining durations onto this clock
+        bind_clock(resolved["clock"])
     strategies = assemble(
         config.order,
         breaker=resolved.pop("circuit_breaker"),
         budget=resolved.pop("retry_budget"),
         retry_after_cap=resolved["retry_after_cap"],
         report=resolved["observer"],
+        store=store,
     )
     manager = RetryManager(
         config,

@@ -21,6 +21,8 @@ from ._config import (
 )
 from ._events import Observer
 from ._health.snapshot import ModelHealth, model_health
+from ._hedge_options import Hedge, Hedging
+from ._hedging import run_async_hedged
 from ._pipeline import current_call, run_async, run_sync
 from ._policy import RetryPolicy, build_policy
 from ._sdk import CHAT_COMPLETIONS_PATH, Provider, classify_client, set_request_fields
@@ -260,6 +262,7 @@ class RetryManager:
         deadline: float | None = None,
         strategies: tuple[Strategy, ...] = (),
         first_chunk_timeouts: Mapping[str, float] | None = None,
+        hedge: Hedge | None = None,
     ) -> None: ...
 
     def __init__(self, first: Any, second: Any, /, **settings: Any) -> None:
@@ -314,6 +317,7 @@ class RetryManager:
         options = parse_options({}, is_async=is_async, models=config.order)
         options.pop("circuit_breaker")
         options.pop("retry_budget")
+        options.pop("state")
         first_chunk = options.pop("first_chunk_timeout")
         api_key = next((w.api_key for w in given if w.api_key is not None), None)
         self._setup(
@@ -345,6 +349,7 @@ class RetryManager:
         strategies: tuple[Strategy, ...] = (),
         wrappers: Mapping[Provider, BaseRetryWrapper] | None = None,
         first_chunk_timeouts: Mapping[str, float] | None = None,
+        hedge: Hedge | None = None,
     ) -> None:
         self.config = config
         self.settings: Mapping[str, ModelSettings] = config.settings
@@ -384,12 +389,17 @@ class RetryManager:
             observer=pipeline_observer,
             deadline=deadline,
             first_chunk_timeouts=first_chunk_timeouts,
+            hedge=None if hedge is None else Hedging(hedge, self.settings),
         )
+        # The driver of every managed call, chosen once: sync, async, or async hedged.
+        drive_async = run_async if hedge is None else run_async_hedged
         self.driver: Any
         if tracing is None:
-            self.driver = run_async if is_async else run_sync
+            self.driver = drive_async if is_async else run_sync
         else:
-            self.driver = tracing.wrap_async(run_async) if is_async else tracing.wrap_sync(run_sync)
+            self.driver = (
+                tracing.wrap_async(drive_async) if is_async else tracing.wrap_sync(run_sync)
+            )
         wrapper_cls = AsyncRetryWrapper if is_async else RetryWrapper
         self.wrappers: dict[Provider, BaseRetryWrapper] = {}
         for provider, client in clients.items():

@@ -21,6 +21,7 @@ from typing import Any, Final
 import anyio
 
 from ._config import PerModel
+from ._hedge_options import check_hedge
 from ._hints import near_miss
 from ._numbers import (
     DEFAULT_RETRY_AFTER_CAP,
@@ -185,12 +186,33 @@ def _check_first_chunk(where: str, value: object) -> float | None:
     return limit
 
 
+def _hedge(value: object, context: OptionContext) -> Any:
+    return check_hedge(value, is_async=context.is_async)
+
+
 def _circuit_breaker(value: object, _: OptionContext) -> Any:
     return circuit_breaker_option(value)  # the strategy owns its options
 
 
 def _retry_budget(value: object, _: OptionContext) -> Any:
     return retry_budget_option(value)
+
+
+def _state(value: object, context: OptionContext) -> Any:
+    if value is not None and not (
+        callable(getattr(value, "circuit", None)) and callable(getattr(value, "budget", None))
+    ):
+        raise TypeError(
+            "state must be None (health state in this process's memory, the default) or a shared "
+            "store such as notdiamond.RedisState('redis://localhost:6379/0'), got "
+            f"{type(value).__name__}."
+        )
+    if getattr(value, "needs_event_loop", False) and not context.is_async:
+        raise TypeError(
+            "state: this RedisState has a redis.asyncio client, which needs an event loop, but the "
+            "clients are sync. Pass a redis.Redis client or a Redis URL to RedisState instead."
+        )
+    return value
 
 
 #: Every keyword-only option of ``init``, in the order the documentation lists them.
@@ -220,6 +242,8 @@ OPTIONS: Final[Mapping[str, Option]] = {
             _first_chunk_timeout,
             "seconds from sending a streamed attempt to its first chunk; one or per model",
         ),
+        Option("hedge", None, _hedge, "notdiamond.Hedge(...): race a slow attempt (async clients)"),
+        Option("state", None, _state, "where breaker and budget state live (e.g. RedisState)"),
     )
 }
 

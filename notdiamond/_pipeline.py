@@ -8,6 +8,7 @@ differ only in how they wait and await.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -37,6 +38,20 @@ def first_chunk_limit(call: CallState, now: float) -> float | None:
 def _stream_clock(call: CallState) -> bool:
     """Whether a streamed attempt of ``call`` needs the clock (a first-chunk limit may apply)."""
     return bool(call.pipeline.first_chunk_timeouts) or (call.timed and call.deadline is not None)
+
+
+def primed_async(call: CallState, attempt: Awaitable[Any]) -> Awaitable[Any]:
+    """A streamed attempt of an async call, to be awaited up to its first chunk (SPEC 4.9)."""
+    pipeline = call.pipeline
+    limit = first_chunk_limit(call, pipeline.clock()) if _stream_clock(call) else None
+    return send_and_prime_async(
+        attempt,
+        key=call.key,
+        request=lambda: placeholder_request(call.client, call.options),
+        first_chunk_timeout=limit,
+        clock=pipeline.clock,
+        sleep=pipeline.sleep,
+    )
 
 
 def run_sync(call: CallState) -> Any:
@@ -100,15 +115,7 @@ async def run_async(call: CallState) -> Any:
         try:
             attempt = wrapper._send(call, kwargs) if direct else wrapper._default_create(**kwargs)
             if call.stream:  # the first chunk is part of the attempt (SPEC 4.9)
-                limit = first_chunk_limit(call, pipeline.clock()) if _stream_clock(call) else None
-                attempt = send_and_prime_async(
-                    attempt,
-                    key=call.key,
-                    request=lambda: placeholder_request(call.client, call.options),
-                    first_chunk_timeout=limit,
-                    clock=pipeline.clock,
-                    sleep=pipeline.sleep,
-                )
+                attempt = primed_async(call, attempt)
             result = await attempt
         except Exception as exc:
             failure = exc

@@ -11,10 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import fake_provider, report
-from benchmarks.contenders import IN_PROCESS, plain_sdk, tenacity_loop, this_library
+from benchmarks import fake_provider, loopback, report
+from benchmarks.contenders import (
+    IN_PROCESS,
+    PLAIN_SDK,
+    RECOMMENDED_DEADLINE,
+    THIS_LIBRARY,
+    breaker_available,
+    plain_sdk,
+    recommended_options,
+    tenacity_loop,
+    this_library,
+    this_library_recommended,
+)
 from benchmarks.scenarios import (
+    ALL_SCENARIOS,
     SCENARIOS,
+    STREAM_SCENARIOS,
     FaultModel,
     FaultyProviders,
     RequestRecord,
@@ -207,6 +220,13 @@ def test_the_report_is_written(tmp_path: Path) -> None:
         }
         for name, s in SCENARIOS.items()
     }
+    # As many rows as a full run has (real-time ones, whose waiting is unknown), and more.
+    for by_contender in records.values():
+        plain = by_contender[PLAIN_SDK]
+        for k in range(9):
+            by_contender[f"real time {k}"] = {**plain, "waiting_mean_s": None}
+    recommended = next(c for c in IN_PROCESS if "recommended" in c)
+    scenarios = {n: {"title": SCENARIOS[n].title, "contenders": c} for n, c in records.items()}
     results = {
         "mode": "quick",
         "generated": "now",
@@ -218,8 +238,11 @@ def test_the_report_is_written(tmp_path: Path) -> None:
         "decisions": [{"name": "x", "median_us": 1.0}],
         "scenario_setup": "setup",
         "original_sdk": {"status": "unavailable", "reason": "pip said no"},
-        "scenarios": {
-            n: {"title": SCENARIOS[n].title, "contenders": c} for n, c in records.items()
+        "scenarios": scenarios,
+        "targets": {
+            "recommended": recommended,
+            "checks": report.target_checks(scenarios, recommended, THIS_LIBRARY, PLAIN_SDK),
+            "notes": [],
         },
     }
     report.write_results(results, tmp_path / "results.json")
@@ -228,5 +251,99 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     assert "notdiamond 0.4.12 was not run**: pip said no" in summary
     assert summary.count("### ") == len(SCENARIOS)
+    assert f'**Targets for "{recommended}"**' in summary
+    assert "| real time 8 | 20 |" in summary
+    assert " | n/a |" in summary  # unknown waiting
     assert json.loads((tmp_path / "results.json").read_text())["mode"] == "quick"
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_outage_requests_count_the_requests_a_dead_model_answered() -> None:
+    plain = run_scenario(plain_sdk, SCENARIOS["outage"], SMALL)
+    ours = run_scenario(this_library, SCENARIOS["outage"], SMALL)
+    # The plain SDK's 3 requests of a request that failed all met the outage; a request that
+    # succeeded met it at most twice (retries that outlived the outage's end).
+    assert {r.outage_requests for r in plain if not r.ok} == {3}
+    assert {r.outage_requests for r in plain if r.ok} <= {0, 1, 2}
+    # This library's 3 attempts on the dead primary per request in the outage, none on the fallback.
+    assert {r.outage_requests for r in ours if r.http_requests == 4} == {3}
+    assert all(r.outage_requests == 0 for r in ours if r.http_requests == 1)
+
+
+def test_the_recommended_row_bounds_every_call_by_its_deadline_on_the_virtual_clock() -> None:
+    records = run_scenario(this_library_recommended, SCENARIOS["slow"], SMALL)
+    assert all(r.ok for r in records)
+    assert max(r.latency for r in records) <= RECOMMENDED_DEADLINE
+    # Two timed-out attempts (10 s each, 2 s apart), then the fallback instead of a 4 s wait.
+    slowest = max(records, key=lambda r: r.latency)
+    assert slowest.http_requests == 3
+    assert slowest.latency > 22.0
+    assert "deadline" in recommended_options()
+
+
+@pytest.mark.skipif(not breaker_available(), reason="notdiamond.CircuitBreaker not on this build")
+def test_the_recommended_row_stops_sending_to_a_dead_model() -> None:
+    workload = Workload(requests=600, seed=7)
+    default = run_scenario(this_library, SCENARIOS["outage"], workload)
+    recommended = run_scenario(this_library_recommended, SCENARIOS["outage"], workload)
+    assert all(r.ok for r in recommended)
+    assert sum(r.outage_requests for r in recommended) < 0.05 * sum(
+        r.outage_requests for r in default
+    )
+
+
+def test_the_loopback_server_serves_the_same_faults_as_the_in_process_provider() -> None:
+    scenario = Scenario(
+        "mixed",
+        "mixed",
+        FaultModel(latency=0.0, jitter=0.0, error_latency=0.0, error_rate=0.3, rate_limit_rate=0.2),
+    )
+    workload = Workload(requests=40, seed=11)
+    in_process = FaultyProviders(scenario, workload, VirtualClock())
+    expected: list[int | str] = []
+    for i in range(workload.requests):
+        in_process.begin(i)
+        expected += [_status(in_process) for _ in range(2)]
+    served: list[int] = []
+    with loopback.loopback_server() as base, fake_provider.http.Client() as client:
+        loopback.RUNS["test"] = run = loopback.Run(scenario, workload)
+        for i in range(workload.requests):
+            for _ in range(2):
+                response = client.post(
+                    f"{base}/test/openai/v1/chat/completions",
+                    content=b"{}",
+                    headers={loopback.REQUEST_HEADER: str(i)},
+                )
+                served.append(response.status_code)
+                if response.status_code == 429:
+                    assert response.headers["retry-after"] == "2"
+        del loopback.RUNS["test"]
+    assert served == expected
+    assert {429, 500, 200} <= set(served)
+    assert run.http_requests(3) == 2
+
+
+def test_a_streamed_scenario_sends_headers_at_once_and_the_first_chunk_after_its_latency() -> None:
+    scenario = Scenario("s", "s", FaultModel(latency=0.3, jitter=0.0), stream=True)
+    with loopback.loopback_server() as base, fake_provider.http.Client() as client:
+        loopback.RUNS["stream"] = loopback.Run(scenario, Workload(requests=1, seed=1))
+        started = time.perf_counter()
+        with client.stream(
+            "POST",
+            f"{base}/stream/openai/v1/chat/completions",
+            content=b'{"stream": true}',
+            headers={loopback.REQUEST_HEADER: "0"},
+        ) as response:
+            headers_after = time.perf_counter() - started
+            chunks = response.iter_bytes()
+            first = next(chunks)
+            first_after = time.perf_counter() - started
+            rest = b"".join(chunks)
+        del loopback.RUNS["stream"]
+    assert response.headers["content-type"] == "text/event-stream"
+    assert headers_after < 0.25
+    assert first_after >= 0.3
+    body = first + rest
+    assert body.startswith(b"data: ")
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert set(STREAM_SCENARIOS) <= set(ALL_SCENARIOS)

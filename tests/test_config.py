@@ -347,7 +347,7 @@ def test_unknown_option_without_a_close_name_lists_them_all(fake: FakeProvider) 
 
 @pytest.mark.parametrize("setting", ["max_retries", "timeout", "backoff", "model_messages"])
 @pytest.mark.parametrize(
-    "typo", ["openai/gpt4o", "openai/gpt-4oo", "openai/gtp-4o", "opneai/gpt-4o"]
+    "typo", ["openai/gpt4o", "openai/gpt-4oo", "openai/gtp-4o", "opneai/gpt-4o", "OpenAI/GPT-4o"]
 )
 def test_settings_key_one_typo_away_is_refused(fake: FakeProvider, setting: str, typo: str) -> None:
     value: object = [{"role": "system", "content": "x"}] if setting == "model_messages" else 3

@@ -381,3 +381,26 @@ def test_concurrent_successes_and_failures_keep_consistent_counts() -> None:
         t.join()
     health = circuit.health(2000.0)
     assert (health.failures, health.calls) == (8000, 16000)
+
+
+@pytest.mark.parametrize(
+    "off",
+    [
+        {},
+        {"circuit_breaker": None, "retry_budget": None},
+        {"circuit_breaker": False, "retry_budget": False},
+    ],
+)
+def test_switched_off_no_strategy_is_in_the_pipeline(fake, off) -> None:
+    manager = notdiamond.init(fake.openai(), models=[PRIMARY], **off)
+    assert manager.strategies == ()
+
+
+def test_switched_on_the_breaker_comes_before_the_budget(fake) -> None:
+    from notdiamond._strategies.breaker import CircuitBreakerStrategy
+    from notdiamond._strategies.budget import RetryBudgetStrategy
+
+    manager = notdiamond.init(
+        fake.openai(), models=[PRIMARY], retry_budget=True, circuit_breaker=True
+    )
+    assert [type(s) for s in manager.strategies] == [CircuitBreakerStrategy, RetryBudgetStrategy]

@@ -283,3 +283,57 @@ def test_no_cap_still_waits_a_long_retry_after(fake: FakeProvider) -> None:
     client.chat.completions.create(model="notdiamond", messages=USER)
     assert sleeps.waits == [86400.0]
     assert fake.keys() == ["openai/gpt-4o", "openai/gpt-4o"]
+
+
+# -- the strategies' own numbers read the same way ---------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [np.int64, np.uint8, int], ids=lambda k: k.__name__)
+def test_strategy_counts_of_any_integer_type(kind: Any) -> None:
+    breaker = notdiamond.CircuitBreaker(consecutive_failures=kind(3), minimum_calls=kind(10))
+    assert (breaker.consecutive_failures, breaker.minimum_calls) == (3, 10)
+    assert type(breaker.consecutive_failures) is int
+
+
+@pytest.mark.parametrize(
+    "kind", [np.float32, np.float64, Fraction, Decimal, float], ids=lambda k: k.__name__
+)
+def test_strategy_durations_and_shares_of_any_real_type(kind: Any) -> None:
+    breaker = notdiamond.CircuitBreaker(
+        failure_ratio=kind("0.5"), window=kind(20), break_duration=kind(10)
+    )
+    assert (breaker.failure_ratio, breaker.window, breaker.break_duration) == (0.5, 20.0, 10.0)
+    assert type(breaker.window) is float
+    budget = notdiamond.RetryBudget(ratio=kind("0.25"), min_per_second=kind(2), window=kind(5))
+    assert (budget.ratio, budget.min_per_second, budget.window) == (0.25, 2.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda: notdiamond.CircuitBreaker(window=10**5000), ValueError),
+        (lambda: notdiamond.CircuitBreaker(consecutive_failures=-(10**5000)), ValueError),
+        (lambda: notdiamond.CircuitBreaker(consecutive_failures=np.bool_(True)), TypeError),
+        (lambda: notdiamond.RetryBudget(ratio=np.bool_(True)), TypeError),
+        (lambda: notdiamond.RetryBudget(window=Fraction(10**400)), ValueError),
+    ],
+)
+def test_strategy_numbers_refused_with_a_readable_message(
+    make: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"E\.g\.") as caught:
+        make()
+    assert len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize("option", ["circuit_breaker", "retry_budget"])
+def test_a_huge_integer_as_a_strategy_option_is_described(fake: FakeProvider, option: str) -> None:
+    message = _refused(fake, TypeError, "digits", models=M, **{option: 10**5000})
+    assert len(message) < 300
+
+
+def test_a_huge_negative_attempt_count_is_described(fake: FakeProvider) -> None:
+    message = _refused(
+        fake, ValueError, "about 5001 digits attempts", models=M, max_retries=-(10**5000)
+    )
+    assert "Use 1 or more" in message

@@ -39,6 +39,8 @@ def test_every_default_passes_its_own_check(is_async: bool) -> None:
         "circuit_breaker": None,
         "retry_budget": None,
         "first_chunk_timeout": {},
+        "hedge": None,
+        "state": None,
     }
 
 

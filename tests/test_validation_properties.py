@@ -124,6 +124,7 @@ ANYTHING: dict[str, st.SearchStrategy[Any]] = {
     "deadline": NUMBERS,
     "circuit_breaker": st.sampled_from([True, None, notdiamond.CircuitBreaker(), "on"]) | NUMBERS,
     "retry_budget": st.sampled_from([True, None, notdiamond.RetryBudget(), 0.2]) | NUMBERS,
+    "first_chunk_timeout": _per_model(NUMBERS),
     "retries": NUMBERS,  # not an option: a misspelt max_retries
     "jiter": NUMBERS,
 }
@@ -174,6 +175,7 @@ def _configs(draw: st.DrawFn) -> tuple[dict[str, Any], str | None]:
         "deadline": st.none() | _typed(st.floats(10, 1e6)),
         "circuit_breaker": st.sampled_from([None, False, True, notdiamond.CircuitBreaker()]),
         "retry_budget": st.sampled_from([None, False, True, notdiamond.RetryBudget()]),
+        "first_chunk_timeout": st.none() | _valid_per_model(keys, _typed(st.floats(1e-3, 1e6))),
     }
     for name, values in options.items():
         if draw(st.booleans()):
@@ -220,6 +222,7 @@ def test_any_input_gives_a_coherent_manager_or_a_clear_refusal(
         event(f"refused: {type(refusal).__name__}: {str(refusal)[:70]}")
         assert corrupt is not None, f"a valid configuration was refused: {refusal}"
         assert str(refusal).strip(), "a refusal names the problem"
+        assert "string conversion" not in str(refusal), "not an accident while writing it"
         assert [type(c) for c in clients] == classes, "a refused init patches nothing"
         assert all("_notdiamond_slot" not in c.__dict__ for c in clients)
         return

@@ -4,33 +4,43 @@ from __future__ import annotations
 
 import math
 
+from notdiamond._numbers import describe, real_number, whole_number
+
 
 def _number(where: str, value: object, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where} must be a number, got {value!r}. E.g. {example}.")
+    """A finite float from any real number type (numpy scalars, Fraction, ...; ``bool`` refused)."""
     try:
-        number = float(value)
-    except OverflowError:
+        number = real_number(value, where=where, expected="a number")
+    except TypeError:
+        raise TypeError(
+            f"{where} must be a number, got {describe(value)}. E.g. {example}."
+        ) from None
+    except ValueError:  # beyond a float
         number = math.inf
     if not math.isfinite(number):
-        raise ValueError(f"{where} must be a finite number, got {value!r}. E.g. {example}.")
+        raise ValueError(f"{where} must be a finite number, got {describe(value)}. E.g. {example}.")
     return number
 
 
 def count(where: str, value: object, example: str) -> int:
-    """An integer >= 1 (``bool`` refused)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where} must be a whole number >= 1, got {value!r}. E.g. {example}.")
-    if value < 1:
-        raise ValueError(f"{where} must be a whole number >= 1, got {value!r}. E.g. {example}.")
-    return value
+    """An integer >= 1 of any integer type (``bool`` refused)."""
+    fix = f"{where} must be a whole number >= 1, got {describe(value)}. E.g. {example}."
+    try:
+        number = whole_number(value, where=where, expected="a whole number")
+    except TypeError:
+        raise TypeError(fix) from None
+    if number < 1:
+        raise ValueError(fix)
+    return number
 
 
 def seconds(where: str, value: object, example: str) -> float:
     """A finite number of seconds > 0."""
     number = _number(where, value, example)
     if number <= 0:
-        raise ValueError(f"{where} must be a number of seconds > 0, got {value!r}. E.g. {example}.")
+        raise ValueError(
+            f"{where} must be a number of seconds > 0, got {describe(value)}. E.g. {example}."
+        )
     return number
 
 
@@ -38,7 +48,7 @@ def non_negative(where: str, value: object, example: str) -> float:
     """A finite number >= 0."""
     number = _number(where, value, example)
     if number < 0:
-        raise ValueError(f"{where} must be a number >= 0, got {value!r}. E.g. {example}.")
+        raise ValueError(f"{where} must be a number >= 0, got {describe(value)}. E.g. {example}.")
     return number
 
 
@@ -48,6 +58,6 @@ def share(where: str, value: object, example: str) -> float:
     if not 0 < number <= 1:
         raise ValueError(
             f"{where} is a share of failed attempts: a number above 0 and at most 1, "
-            f"got {value!r}. E.g. {example}."
+            f"got {describe(value)}. E.g. {example}."
         )
     return number

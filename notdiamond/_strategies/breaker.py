@@ -28,6 +28,7 @@ import openai
 
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
+from notdiamond._numbers import describe
 from notdiamond._policy import is_transient, retry_after_seconds
 from notdiamond._strategy import Admission, CallView, Strategy
 
@@ -100,7 +101,7 @@ def circuit_breaker_option(value: object) -> CircuitBreaker | None:
         return value
     raise TypeError(
         f"circuit_breaker must be notdiamond.CircuitBreaker(...), True (the defaults) or "
-        f"None/False (off), got {value!r}."
+        f"None/False (off), got {describe(value)}."
     )
 
 

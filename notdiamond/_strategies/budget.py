@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from notdiamond._health.budget import BudgetHealth
 from notdiamond._health.store import BudgetPort, HealthStore, InProcessStore
+from notdiamond._numbers import describe
 from notdiamond._strategy import CallView, Strategy
 
 from . import _checks
@@ -51,7 +52,7 @@ def retry_budget_option(value: object) -> RetryBudget | None:
         return value
     raise TypeError(
         f"retry_budget must be notdiamond.RetryBudget(...), True (the defaults) or None/False "
-        f"(off), got {value!r}."
+        f"(off), got {describe(value)}."
     )
 
 

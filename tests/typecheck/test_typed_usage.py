@@ -52,6 +52,14 @@ def test_a_sequence_of_async_clients(fake: FakeProvider) -> None:
     manager.close()
 
 
+def test_hedged_requests_for_async_clients(fake: FakeProvider) -> None:
+    clients: list[AsyncOpenAI] = [fake.async_openai(), fake.async_azure()]
+    hedge = notdiamond.Hedge(delay="p95", max_extra=1, initial_delay=2.0)
+    with notdiamond.init(clients, models=["openai/gpt-4o", "azure/gpt-4o"], hedge=hedge):
+        pass
+    assert_type(hedge.delay, float | str)
+
+
 def test_the_failures_of_a_call_are_typed_records(fake: FakeProvider) -> None:
     client = fake.openai()
     fake.always("openai/gpt-4o", status(500))
