@@ -87,6 +87,7 @@ class OpenWeights(Check):
         tables: dict[str, Any] = {}
         outside = 0
         deltas: dict[str, float] = {}
+        required = 0
         for opened, observed in sorted(groups.items(), key=lambda g: sorted(g[0])):
             rest = {k: w for k, w in weights.items() if k not in opened}
             expected = normalised(rest)
@@ -103,6 +104,7 @@ class OpenWeights(Check):
             n_total += n
             tables[label] = weight_table(observed, expected)
             deltas[label] = power.detectable_delta(list(expected.values()), n)
+            required = max(required, power.chi2_sample_size(list(expected.values())))
         p = float(stats.chi2.sf(chi2_total, df_total)) if df_total else 1.0
         claim = ", ".join(f"{k}: {v * 100:.1f} points" for k, v in deltas.items())
         return self.result(
@@ -112,6 +114,7 @@ class OpenWeights(Check):
             p_value=p if df_total else None,
             n=n_total,
             method="chi-square",
+            required_n=required or None,
             exercised=n_total > 0,
             summary=(
                 f"first model of {n_total} requests started while a breaker was open vs the "
