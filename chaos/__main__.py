@@ -95,7 +95,11 @@ def detection_power(scenarios: Sequence[Scenario], k: int, *, quick: bool, out: 
         entry["sizes"] = "quick" if quick else "full"
         entry["wall_s"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / DETECTION_FILE).write_text(json.dumps(rates, indent=2) + "\n", encoding="utf-8")
+    path = out / DETECTION_FILE
+    # mutants measured now replace their earlier entries; the others keep theirs
+    merged = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    merged.update(rates)
+    path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     worst = min((e["caught"] / e["seeds"] for e in rates.values()), default=1.0)
     for name, e in sorted(rates.items()):
         print(f"  {name}: caught at {e['caught']}/{e['seeds']} fresh seeds", file=sys.stderr)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import RunView, run_checks
+from .checks import RunView, checks_for, needs_traffic, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
 from .health import recording
 from .results import JobResult
@@ -95,15 +95,21 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     try:
         with quiet_runtime_logs(), contextlib.ExitStack() as stack:
             extra = stack.enter_context(mutant.apply()) if mutant else {}
-            with recording() as health:
-                trace, virtual = driver(scenario, job.n, job.seed, extra=extra, progress=progress)
-            trace.health = health
+            names = job.checks or scenario.checks
+            if needs_traffic(checks_for(scenario, names)):
+                with recording() as health:
+                    trace, virtual = driver(
+                        scenario, job.n, job.seed, extra=extra, progress=progress
+                    )
+                trace.health = health
+            else:  # only checks that draw from the runtime's selector: no traffic to send
+                trace, virtual = Trace(), 0.0
             if job.trace_dir:
                 write_trace(trace_path(job.trace_dir, job.label), trace)
             view = RunView(scenario, job.seed, trace, extra_init=extra)
             if tolerance is not None:
                 view.tolerance = tolerance
-            results = run_checks(view, job.checks or scenario.checks)
+            results = run_checks(view, names)
     except Exception as exc:  # a crash is reported as a failed job, not a traceback
         import traceback
 

@@ -653,8 +653,8 @@ def section_detection_power(s: Summary) -> list[str]:
         "for the mutant's own deviation at power 0.99 (alpha 0.001), so each is caught at least "
         "99% of the time by design.",
         "",
-        "| mutant | target check | kind | caught at this seed | fresh seeds | caught | rate |",
-        "|---|---|---|---|---|---|---|",
+        "| mutant | target check | kind | caught at this seed | n per fresh run | fresh seeds | caught | rate |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     caught_here = {m["mutant"]: m["caught"] for m in s.mutants}
     for name in sorted(set(caught_here) | set(rates)):
@@ -668,15 +668,18 @@ def section_detection_power(s: Summary) -> list[str]:
             + ("—" if here is None else ("yes" if here else "**NO**"))
             + " | "
             + (
-                f"{d['seeds']} | {d['caught']} | {d['caught'] / d['seeds']:.0%}"
+                f"{d['n']:,} | {d['seeds']} | {d['caught']} | {d['caught'] / d['seeds']:.0%}"
                 if d
-                else "— | — | —"
+                else "— | — | — | —"
             )
             + " |"
         )
-    if rates:
-        seeds = next(iter(rates.values())).get("seed_list", [])
-        L += ["", f"Fresh seeds: {seeds}."]
+    batches: dict[str, list[str]] = {}
+    for name, d in sorted(rates.items()):
+        key = f"{d.get('sizes', '?')} sizes, seeds {d.get('seed_list', [])}"
+        batches.setdefault(key, []).append(name)
+    for key, names in batches.items():
+        L += ["", f"Measured at {key}: {', '.join(names)}."]
     L.append("")
     return L
 

@@ -295,13 +295,15 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
             model_messages=config.get("model_messages"),
             available_providers=frozenset(scenario.provider_set()),  # type: ignore[arg-type]
         )
-        cap = _runtime_option("retry_after_cap", config.get("retry_after_cap"))
-        jitter = _runtime_option("jitter", config.get("jitter"))
+        options = _runtime_options(config, parsed.order)
         validate_health(config)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(
-        scenario, settings=dict(parsed.settings), retry_after_cap=cap, jitter=jitter
+        scenario,
+        settings=dict(parsed.settings),
+        retry_after_cap=float(options["retry_after_cap"]),
+        jitter=float(options["jitter"]),
     )
 
 
@@ -315,12 +317,13 @@ def _runtime_defaults() -> dict[str, Any]:
     return {name: params[name].default for name in ("max_retries", "timeout", "backoff")}
 
 
-def _runtime_option(name: str, value: object) -> float:
-    """A keyword-only ``init`` option, validated and defaulted by the runtime's own code."""
-    from notdiamond._options import OPTIONS, OptionContext
+def _runtime_options(config: Mapping[str, Any], models: tuple[str, ...]) -> dict[str, Any]:
+    """The keyword-only ``init`` options the file sets, validated and defaulted by the runtime's
+    own ``parse_options`` (every option: the given value or its default)."""
+    from notdiamond._options import parse_options
 
-    option = OPTIONS[name]
-    return float(option.check(option.default if value is None else value, OptionContext(False)))  # type: ignore[arg-type]
+    given = {k: v for k, v in config.items() if k in ("retry_after_cap", "jitter")}
+    return parse_options(given, is_async=False, models=models)
 
 
 def load(path: Path | str) -> Scenario:

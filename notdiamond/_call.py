@@ -207,6 +207,7 @@ class CallState:
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:
+                self.abandoned()  # a probe granted for this attempt is released, never sent
                 raise self._time_up_or_unavailable()
             self.clamped = not isinstance(timeout, int | float) or left < timeout
             if self.clamped:
@@ -339,21 +340,23 @@ class CallState:
     def _emit(self, decision: Decision, exc: Exception | None, wait: float | None) -> None:
         pipeline = self.pipeline
         assert pipeline.observer is not None
-        pipeline.observer(
-            AttemptEvent(
-                call_id=self.call_id,
-                model=self.key,
-                provider=pipeline.settings[self.key].provider,
-                attempt=self.attempt,
-                started=self.attempt_started,
-                finished=pipeline.clock(),
-                wait_before=self.wait_before,
-                decision=decision,
-                error=exc,
-                status_code=None if exc is None else status_of(exc),
-                next_wait=wait if decision == "retry" else None,
-            )
+        event = AttemptEvent(
+            call_id=self.call_id,
+            model=self.key,
+            provider=pipeline.settings[self.key].provider,
+            attempt=self.attempt,
+            started=self.attempt_started,
+            finished=pipeline.clock(),
+            wait_before=self.wait_before,
+            decision=decision,
+            error=exc,
+            status_code=None if exc is None else status_of(exc),
+            next_wait=wait if decision == "retry" else None,
         )
+        try:
+            pipeline.observer(event)
+        except Exception:  # an observer's failure is never the call's
+            logger.exception("call %d: the observer raised; the call goes on", self.call_id)
 
     def _log(
         self,

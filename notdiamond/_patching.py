@@ -69,6 +69,10 @@ def install(client: Any, wrapper: Router) -> None:
     """Route ``client``'s chat completions through ``wrapper``; replaces an earlier wrapper."""
     with _lock:
         slot: Slot | None = client.__dict__.get(SLOT_ATTR)
+        if slot is not None and client in slot.copies:  # a copy: managed on its own from now
+            slot.copies.discard(client)
+            client.__dict__[SLOT_ATTR] = Slot(wrapper, slot.original_class)
+            return
         if slot is not None:
             slot.wrapper = wrapper
             return

@@ -30,8 +30,9 @@ def first_chunk_limit(call: CallState, now: float) -> float | None:
     if call.timed and call.deadline is not None:
         left = call.deadline - now
         if limit is None or left < limit:
+            if limit is not None:  # the deadline, not first_chunk_timeout, bounds the wait
+                call.clamped = True  # a timeout of this attempt is the deadline's
             limit = left
-            call.clamped = True  # a timeout of this attempt is the deadline's (DeadlineExceeded)
     return limit
 
 

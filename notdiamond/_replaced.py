@@ -68,8 +68,9 @@ def entry(wrapper: Wrapper, replacement: Callable[..., Any]) -> Callable[..., An
         options = FinalRequestOptions.construct(
             method="post", url=CHAT_COMPLETIONS_PATH, json_data=body, timeout=timeout
         )
+        stream = body.get("stream") is True
         call = CallState(
-            wrapper.pipeline, wrapper, client, key, VIA_REPLACEMENT, options, False, None
+            wrapper.pipeline, wrapper, client, key, VIA_REPLACEMENT, options, stream, None
         )
         return wrapper.drive(call)
 

@@ -622,7 +622,7 @@ class RuntimeReplay:
             assert key is not None
             call.probing = key
             self.calls[event.ticket] = (key, call)
-            probed = event.ticket in s._probes
+            probed = (event.ticket, key) in s._probes
             out.append(Decision(event.at, key, "probe" if probed else "admit"))
         elif isinstance(event, IsClosed):
             closed = s.readmit(FakeCall(0), event.key, event.at)

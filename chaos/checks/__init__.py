@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from chaos.results import CheckResult
+from chaos.scenario import Scenario
 
 from .base import Check, RunView
 
@@ -37,19 +38,24 @@ def check_names() -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.name for c in REGISTRY))
 
 
-def checks_for(view: RunView, names: Sequence[str], *, paths: Sequence[str]) -> list[Check]:
+def checks_for(
+    scenario: Scenario, names: Sequence[str], *, paths: Sequence[str] = ("sdk", "selector")
+) -> list[Check]:
     """The registered checks named in ``names``, on one of ``paths``, that apply to the scenario."""
     wanted = set(names)
-    chosen = [
-        c for c in REGISTRY if c.name in wanted and c.path in paths and c.applies(view.scenario)
-    ]
+    chosen = [c for c in REGISTRY if c.name in wanted and c.path in paths and c.applies(scenario)]
     return sorted(chosen, key=lambda c: c.path != "sdk")  # stable: trace checks first
 
 
 def run_checks(
     view: RunView, names: Sequence[str], *, paths: Sequence[str] = ("sdk", "selector")
 ) -> list[CheckResult]:
-    return [c.run(view) for c in checks_for(view, names, paths=paths)]
+    return [c.run(view) for c in checks_for(view.scenario, names, paths=paths)]
+
+
+def needs_traffic(checks: Sequence[Check]) -> bool:
+    """Whether any of ``checks`` reads a run's trace (else the job sends no traffic)."""
+    return any(c.needs - {"selector"} for c in checks)
 
 
 # the checks, in report order (each module registers its classes on import)
@@ -87,6 +93,7 @@ __all__ = [
     "fallback_weights",
     "final_error",
     "first_choice_weights",
+    "needs_traffic",
     "open_weights",
     "register",
     "retry_budget",

@@ -138,7 +138,7 @@ class CircuitBreakerStrategy(Strategy):
             for key in keys
         }
         #: The probe token of each call that is probing a model now (rare: half-open only).
-        self._probes: dict[int, int] = {}
+        self._probes: dict[tuple[int, str], int] = {}
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class CircuitBreakerStrategy(Strategy):
             return "admit"
         decision, token = circuit.admit(now)
         if token:
-            self._probes[call.call_id] = token
+            self._probes[call.call_id, key] = token
         return decision
 
     def last_resort(self, call: CallView, skipped: Sequence[str], now: float) -> str | None:
@@ -162,18 +162,18 @@ class CircuitBreakerStrategy(Strategy):
         key = min(candidates, key=lambda k: self.circuits[k].until)
         token = self.circuits[key].force_probe(now)
         if token:
-            self._probes[call.call_id] = token
+            self._probes[call.call_id, key] = token
         return key
 
     def attempt_succeeded(self, call: CallView, key: str, now: float) -> None:
         if call.probing is None:
             self.circuits[key].success(now)
         else:
-            token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
+            token = self._probes.pop((call.call_id, key), 0) if call.probing == key else 0
             self.circuits[key].success(now, token)
 
     def attempt_failed(self, call: CallView, key: str, exc: Exception, now: float) -> None:
-        token = self._probes.pop(call.call_id, 0) if call.probing == key else 0
+        token = self._probes.pop((call.call_id, key), 0) if call.probing == key else 0
         circuit = self.circuits[key]
         if call.clamped and isinstance(exc, openai.APITimeoutError):
             circuit.release(token)  # the call's deadline cut it short: says nothing of the model
@@ -190,7 +190,7 @@ class CircuitBreakerStrategy(Strategy):
 
     def attempt_abandoned(self, call: CallView, key: str) -> None:
         if call.probing == key:
-            self.circuits[key].release(self._probes.pop(call.call_id, 0))
+            self.circuits[key].release(self._probes.pop((call.call_id, key), 0))
 
     # -- reporting -----------------------------------------------------------------------------
 
