@@ -18,6 +18,7 @@ from typing import Any
 
 from .checks import RunView, checks_for, needs_traffic, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
+from .health import recording
 from .results import JobResult
 from .scenario import Scenario, expected_http_per_request
 from .sizing import auto_sizes, sample_size
@@ -96,7 +97,11 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
             extra = stack.enter_context(mutant.apply()) if mutant else {}
             names = job.checks or scenario.checks
             if needs_traffic(checks_for(scenario, names)):
-                trace, virtual = driver(scenario, job.n, job.seed, extra=extra, progress=progress)
+                with recording() as health:
+                    trace, virtual = driver(
+                        scenario, job.n, job.seed, extra=extra, progress=progress
+                    )
+                trace.health = health
             else:  # only checks that draw from the runtime's selector: no traffic to send
                 trace, virtual = Trace(), 0.0
             if job.trace_dir:

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from notdiamond._config import ModelSettings
 
 from .faults import FaultModelError, ProviderFaults
+from .health import HEALTH_FIELDS, init_options
 
 SCENARIO_DIR: Final = Path(__file__).parent / "scenarios"
 
@@ -44,6 +45,8 @@ _CONFIG_FIELDS: Final = {
     "jitter",
     "first_chunk_timeout",
     "hedge",
+    # the health strategies (chaos/health.py): circuit_breaker, retry_budget, deadline
+    *HEALTH_FIELDS,
 }
 _TRAFFIC_FIELDS: Final = {"n", "model", "interval", "stream", "quick_n"}
 _SERVER_FIELDS: Final = {"time_scale"}
@@ -113,8 +116,9 @@ class Scenario:
 
     def init_kwargs(self) -> dict[str, Any]:
         """What ``notdiamond.init`` gets besides the clients: the file's ``config`` (``hedge``:
-        the keyword arguments of ``notdiamond.Hedge``)."""
-        kwargs = dict(self.config)
+        the keyword arguments of ``notdiamond.Hedge``; the health strategies built by
+        ``chaos/health.py``)."""
+        kwargs = {**self.config, **init_options(self.config)}
         if isinstance(kwargs.get("hedge"), Mapping):
             import notdiamond
 
@@ -298,6 +302,8 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
     name the fix) and its per-model settings and defaults, which the checks then compare with."""
     from notdiamond._config import parse_config
 
+    from .health import validate as validate_health
+
     config = scenario.config
     defaults = _runtime_defaults()
     try:
@@ -312,6 +318,7 @@ def _with_runtime_settings(scenario: Scenario) -> Scenario:
         options = _runtime_options(config, parsed.order)
         if "hedge" in config:
             _check_hedge(config["hedge"], scenario.mode)
+        validate_health(config)
     except (TypeError, ValueError) as exc:
         raise _fail(scenario.source, f"config: {exc}") from None
     return dataclasses.replace(

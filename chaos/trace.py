@@ -124,6 +124,8 @@ class Trace:
     cancelled: list[HttpRecord] = field(default_factory=list)
     #: The circuit breakers' transitions, as the runtime reported them (``BreakerTransition``).
     transitions: list[Any] = field(default_factory=list)
+    #: The health strategies' recorded decisions (``chaos.health.HealthRecording``), if any.
+    health: Any = None
 
     def observer(self, event: Any) -> None:
         """The runtime's ``observer=``: records an ``AttemptEvent`` (or a breaker's transition)."""
