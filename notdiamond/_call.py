@@ -302,6 +302,12 @@ class CallState:
             return True
         next_key = self._fallback(now)
         if next_key is None:
+            # The retry announced after the last attempt will not be sent and no model is left:
+            # the call ends here, and the observer learns it (its last event said "retry").
+            self.attempt -= 1
+            if pipeline.observer is not None:
+                self.attempt_started = now
+                self._emit("raise", self.failures[-1][2], None)
             return False
         self.key, self.attempt, self.wait_before, self.retry_state = next_key, 1, 0.0, None
         return True

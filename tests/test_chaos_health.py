@@ -22,7 +22,7 @@ from chaos.trace import Trace
 
 HEALTH_SCENARIOS = {
     "breaker-outage": {"breaker_reference", "conservation"},
-    "breaker-outage-async": {"breaker_reference"},
+    "breaker-outage-async": {"breaker_reference", "conservation"},
     "breaker-weights-async": {"breaker_reference", "open_weights", "conservation"},
     "deadline-slow": {"deadline"},
     "deadline-slow-async": {"deadline"},
@@ -142,11 +142,6 @@ def test_observer_takes_attempts_and_transitions() -> None:
     assert trace.attempts == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: a call whose model opened during its retry wait, with no model left, raises "
-    "but observer's last AttemptEvent still says 'retry' (no 'raise' decision reported)",
-)
 def test_breaker_outage_async_reports_one_final_decision_per_call() -> None:
     from chaos.jobs import Job, execute
 

@@ -187,3 +187,33 @@ def test_an_interrupted_attempt_is_reported_abandoned(fake, sleeps) -> None:
     with pytest.raises(KeyboardInterrupt):
         client.chat.completions.create(model="notdiamond", messages=USER)
     assert strategy.abandoned == ["openai/gpt-4o"]
+
+
+def test_a_refused_retry_with_no_model_left_ends_with_a_raise_event(fake, sleeps) -> None:
+    events = []
+    client = fake.openai()
+    manager = notdiamond.init(
+        client,
+        models=["openai/gpt-4o"],
+        max_retries=3,
+        clock=sleeps.clock,
+        sleep=sleeps,
+        observer=events.append,
+    )
+    manager.pipeline.__init__(  # type: ignore[misc]
+        settings=manager.settings,
+        next_model=manager.get_next_model,
+        policies=manager.policies,
+        strategies=(OpensDuringWait(),),
+        clock=sleeps.clock,
+        sleep=sleeps,
+        observer=events.append,
+        deadline=None,
+    )
+    manager.pipeline.wrapper_of.update(manager.wrapper_of)
+    fake.always("openai/gpt-4o", status(503), n=5)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="notdiamond", messages=USER)
+    assert fake.keys() == ["openai/gpt-4o"]  # the announced retry was never sent
+    assert [(e.attempt, e.decision) for e in events] == [(1, "retry"), (1, "raise")]
+    assert events[-1].wait_before == 2.0  # the wait that was taken before the call ended
