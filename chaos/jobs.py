@@ -7,6 +7,8 @@ its check results and the small extracts the report plots.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import random
 import sys
@@ -15,6 +17,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .checks import RunView, checks_for, needs_traffic, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
@@ -144,6 +148,31 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     )
 
 
+def glance(view: RunView) -> dict[str, float]:
+    """What one run did to its callers: success rate, time to outcome, HTTP requests and time
+    spent between attempts per call (virtual seconds; a call starts with its first request)."""
+    n = len(view.requests)
+    durations = []
+    ok = waited = 0.0
+    for r in view.requests:
+        ends, recs = view.endings.get(r, []), view.http.get(r, [])
+        if ends and ends[0].kind == "response":
+            ok += 1
+        if ends and recs:
+            durations.append(ends[0].at - recs[0].start)
+        waited += sum(max(0.0, b.start - a.end) for a, b in itertools.pairwise(recs))
+    http = sum(len(v) for v in view.http.values())
+    p50, p99 = np.percentile(durations, [50, 99]) if durations else (math.nan, math.nan)
+    return {
+        "calls": n,
+        "success": ok / n if n else math.nan,
+        "p50_s": float(p50),
+        "p99_s": float(p99),
+        "http_per_call": http / n if n else math.nan,
+        "wait_per_call_s": waited / n if n else math.nan,
+    }
+
+
 def plot_extract(scenario: Scenario, trace: Trace, view: RunView) -> dict[str, Any]:
     """The small pieces of a trace the report plots (a trace itself can be 100k records)."""
     rng = random.Random(1)
@@ -189,6 +218,7 @@ def plot_extract(scenario: Scenario, trace: Trace, view: RunView) -> dict[str, A
             "timeout": scenario.timeouts[key],
         }
     return {
+        "glance": glance(view),
         "latencies": latencies,
         "timeline": timeline,
         "waits": pairs,

@@ -514,6 +514,32 @@ def _idle_estimate(s: Summary) -> str:
     )
 
 
+def section_glance(s: Summary) -> list[str]:
+    """One line per scenario: what the runtime did to its callers, and whether its checks passed."""
+    L = [
+        "## At a glance",
+        "",
+        "Per scenario (virtual seconds; a call's time runs from its first request to its outcome):",
+        "",
+        "| scenario | calls | success | p50 s | p99 s | HTTP requests / call | waiting s / call | checks |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in s.main:
+        g = r.plot.get("glance")
+        passed = sum(c.passed for c in r.checks)
+        verdict = (
+            "all passed" if passed == len(r.checks) else f"**{len(r.checks) - passed} failed**"
+        )
+        if not g:
+            L.append(f"| {r.scenario} | {r.n:,} | | | | | | {verdict} |")
+            continue
+        L.append(
+            f"| {r.scenario} | {g['calls']:,} | {g['success']:.2%} | {g['p50_s']:.2f} | "
+            f"{g['p99_s']:.2f} | {g['http_per_call']:.2f} | {g['wait_per_call_s']:.2f} | {verdict} |"
+        )
+    return [*L, ""]
+
+
 def section_failures(s: Summary) -> list[str]:
     failed = [c for c in s.checks if not c.passed]
     missed = [m for m in s.mutants if not m["caught"]]
@@ -700,6 +726,7 @@ def section_plots(s: Summary) -> list[str]:
 #: The sections of ``summary.md``, in order: each returns its lines.
 SECTIONS = (
     section_header,
+    section_glance,
     section_failures,
     section_scenarios,
     section_checks,
