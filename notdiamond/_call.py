@@ -16,6 +16,7 @@ from openai import APIConnectionError, APITimeoutError, NotGiven
 
 from ._deadline import DeadlineExceeded, block_deadline
 from ._events import AttemptEvent, Decision, FailureRecord
+from ._failures import FAILURES_ATTR
 from ._log import log_fields
 from ._policy import status_of
 from ._sdk import placeholder_request
@@ -319,7 +320,7 @@ class CallState:
         A timeout of an attempt that the deadline had cut short becomes :class:`DeadlineExceeded`.
         """
         last = self.failures[-1][2]
-        if self.clamped and self.deadline is not None and _is_timeout(last):
+        if self.clamped and self.deadline is not None and isinstance(last, APITimeoutError):
             deadline_error = self._deadline_error()
             deadline_error.__cause__ = last
             last = deadline_error
@@ -404,13 +405,9 @@ class ModelsUnavailable(APIConnectionError):
         )
 
 
-def _is_timeout(exc: Exception) -> bool:
-    return isinstance(exc, APITimeoutError)
-
-
 def attach_failures(error: Exception, failures: list[FailureRecord]) -> Exception:
     """Attach a call's failures to the error its caller receives (attribute and, 3.11+, a note)."""
-    error.notdiamond_failures = tuple(failures)  # type: ignore[attr-defined]
+    setattr(error, FAILURES_ATTR, tuple(failures))
     earlier = [f for f in failures if f[2] is not error]
     if earlier:
         text = "; ".join(

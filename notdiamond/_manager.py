@@ -408,10 +408,9 @@ class RetryManager:
                 wrappers[provider]._attach(self)
             else:
                 self.wrappers[provider] = wrapper_cls._for(self, client, provider)
-        self.wrapper_of: dict[str, BaseRetryWrapper] = {
-            key: self.wrappers[s.provider] for key, s in self.settings.items()
-        }
-        self.pipeline.wrapper_of.update(self.wrapper_of)
+        self.pipeline.wrapper_of.update(
+            {key: self.wrappers[s.provider] for key, s in self.settings.items()}
+        )
         self._lock = threading.Lock()
         self._closed = False
 

@@ -689,6 +689,7 @@ async def test_strategies_admit_each_hedge_and_release_the_cancelled_loser(
     )
     strategy = Recording(skip="azure/gpt-4o")
     pipeline = manager.pipeline
+    wrappers = dict(manager.pipeline.wrapper_of)
     pipeline.__init__(  # type: ignore[misc]
         settings=manager.settings,
         next_model=manager.get_next_model,
@@ -700,7 +701,7 @@ async def test_strategies_admit_each_hedge_and_release_the_cancelled_loser(
         deadline=None,
         hedge=pipeline.hedge,
     )
-    pipeline.wrapper_of.update(manager.wrapper_of)
+    pipeline.wrapper_of.update(wrappers)
     slow.latency("openai/gpt-4o", 10.0)
     slow.latency("openai/gpt-4o-mini", 1.0)
     start = loop.time()

@@ -48,6 +48,7 @@ def _manager(fake: FakeProvider, sleeps: SleepRecorder, strategy: Strategy, **kw
         [client, fake.azure()], models=THREE, clock=sleeps.clock, sleep=sleeps, **kw
     )
     # Assemble a pipeline with the strategy, as init does for the built-in ones.
+    wrappers = dict(manager.pipeline.wrapper_of)
     manager.pipeline.__init__(  # type: ignore[misc]
         settings=manager.settings,
         next_model=manager.get_next_model,
@@ -58,7 +59,7 @@ def _manager(fake: FakeProvider, sleeps: SleepRecorder, strategy: Strategy, **kw
         observer=None,
         deadline=None,
     )
-    manager.pipeline.wrapper_of.update(manager.wrapper_of)
+    manager.pipeline.wrapper_of.update(wrappers)
     return client
 
 
@@ -200,6 +201,7 @@ def test_a_refused_retry_with_no_model_left_ends_with_a_raise_event(fake, sleeps
         sleep=sleeps,
         observer=events.append,
     )
+    wrappers = dict(manager.pipeline.wrapper_of)
     manager.pipeline.__init__(  # type: ignore[misc]
         settings=manager.settings,
         next_model=manager.get_next_model,
@@ -210,7 +212,7 @@ def test_a_refused_retry_with_no_model_left_ends_with_a_raise_event(fake, sleeps
         observer=events.append,
         deadline=None,
     )
-    manager.pipeline.wrapper_of.update(manager.wrapper_of)
+    manager.pipeline.wrapper_of.update(wrappers)
     fake.always("openai/gpt-4o", status(503), n=5)
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="notdiamond", messages=USER)

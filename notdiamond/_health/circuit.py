@@ -268,10 +268,6 @@ class Circuit:
                 changed = self._open(now, "retry_after", server_break, 0, 0, 0)
         self._report(changed)
 
-    def ignored(self, token: int = 0) -> None:
-        """An outcome that says nothing about the model (400, 404, 422, not an SDK error)."""
-        self.release(token)
-
     def release(self, token: int) -> None:
         """The probe with this token ended without a verdict (ignored, cancelled): free its lease."""
         if not token:

@@ -401,9 +401,6 @@ class RedisCircuit:
             self._report(changed)
             self.store._wake()
 
-    def ignored(self, token: int = 0) -> None:
-        self.release(token)
-
     def release(self, token: int) -> None:
         if not token:
             return

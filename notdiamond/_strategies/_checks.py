@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 from notdiamond._numbers import describe, real_number, whole_number
 
@@ -61,3 +62,21 @@ def share(where: str, value: object, example: str) -> float:
             f"got {describe(value)}. E.g. {example}."
         )
     return number
+
+
+T = TypeVar("T")
+
+
+def switch(name: str, value: object, options: type[T]) -> T | None:
+    """A strategy's init option: ``options(...)`` itself, ``True`` (its defaults) or
+    ``None``/``False`` (off)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return options()
+    if isinstance(value, options):
+        return value
+    raise TypeError(
+        f"{name} must be notdiamond.{options.__name__}(...), True (the defaults) or None/False "
+        f"(off), got {describe(value)}."
+    )

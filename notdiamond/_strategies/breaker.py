@@ -28,7 +28,6 @@ import openai
 
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
-from notdiamond._numbers import describe
 from notdiamond._policy import is_transient, retry_after_seconds
 from notdiamond._strategy import Admission, CallView, Strategy
 
@@ -93,16 +92,7 @@ class CircuitBreaker:
 
 def circuit_breaker_option(value: object) -> CircuitBreaker | None:
     """The init option ``circuit_breaker=``: ``True`` = the defaults, ``None``/``False`` = off."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return CircuitBreaker()
-    if isinstance(value, CircuitBreaker):
-        return value
-    raise TypeError(
-        f"circuit_breaker must be notdiamond.CircuitBreaker(...), True (the defaults) or "
-        f"None/False (off), got {describe(value)}."
-    )
+    return _checks.switch("circuit_breaker", value, CircuitBreaker)
 
 
 def counts_against_model(exc: BaseException) -> bool | None:

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from notdiamond._health.budget import BudgetHealth
 from notdiamond._health.store import BudgetPort, HealthStore, InProcessStore
-from notdiamond._numbers import describe
 from notdiamond._strategy import CallView, Strategy
 
 from . import _checks
@@ -44,16 +43,7 @@ class RetryBudget:
 
 def retry_budget_option(value: object) -> RetryBudget | None:
     """The init option ``retry_budget=``: ``True`` = the defaults, ``None``/``False`` = off."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return RetryBudget()
-    if isinstance(value, RetryBudget):
-        return value
-    raise TypeError(
-        f"retry_budget must be notdiamond.RetryBudget(...), True (the defaults) or None/False "
-        f"(off), got {describe(value)}."
-    )
+    return _checks.switch("retry_budget", value, RetryBudget)
 
 
 class RetryBudgetStrategy(Strategy):
