@@ -213,7 +213,7 @@ def _attempts_rewritten(
     """Every attempt's ``create`` arguments pass through ``rewrite(first, previous, this,
     kwargs)`` first: ``first``/``previous`` are the (provider, model) of the request's first and
     previous attempt (None for the first attempt)."""
-    from chaos.trace import current_request
+    from .trace import current_request
 
     sync_cls, async_cls = _wrapper_classes()
     base = sync_cls.__mro__[1]
@@ -253,7 +253,7 @@ def _timeout_on_retries() -> contextlib.AbstractContextManager[dict[str, Any]]:
 
 def _messages_dropped_after_fallback() -> contextlib.AbstractContextManager[dict[str, Any]]:
     """Attempts after a fallback send only the caller's messages (model_messages dropped)."""
-    from chaos.trace import CALLER_MESSAGES
+    from .trace import CALLER_MESSAGES
 
     def rewrite(
         previous: tuple[str, str] | None,

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..results import CheckResult
+from ..scenario import Scenario
 from .base import Check, RunView
 
 C = TypeVar("C", bound=type[Check])

@@ -7,10 +7,9 @@ import math
 from collections import Counter
 from typing import Any
 
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-from chaos.trace import CALLER_MESSAGES
-
+from ..results import CheckResult
+from ..scenario import Scenario
+from ..trace import CALLER_MESSAGES
 from . import register
 from .base import Check, RunView
 

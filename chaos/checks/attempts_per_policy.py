@@ -6,9 +6,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from chaos.results import CheckResult
-from chaos.trace import HttpRecord
-
+from ..results import CheckResult
+from ..trace import HttpRecord
 from . import register
 from .base import Check, RunView, blocks, is_retryable
 

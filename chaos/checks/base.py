@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from chaos.faults import TRANSIENT_KINDS
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-from chaos.trace import AttemptRecord, Ending, HttpRecord, Trace
+from ..faults import TRANSIENT_KINDS
+from ..results import CheckResult
+from ..scenario import Scenario
+from ..trace import AttemptRecord, Ending, HttpRecord, Trace
 
 #: Exact comparisons of waits hold to the millisecond of virtual time.
 WAIT_TOLERANCE = 1e-3
@@ -65,7 +65,7 @@ class RunView:
         runtime may shorten the backoff part to ``backoff ** k * (1 - j * u)``, so the wait lies
         in ``[low, high]``. A wait set by an HTTP-date Retry-After may be shorter than recorded
         by up to ``HTTP_DATE_SLACK`` (see ``chaos.faults.RetryAfter``)."""
-        from chaos.faults import HTTP_DATE_SLACK
+        from ..faults import HTTP_DATE_SLACK
 
         backoffs = self.scenario.backoffs
         jitter = self.scenario.jitter

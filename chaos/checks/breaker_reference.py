@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from chaos.health import breaker_of
-from chaos.reference.breaker import Admit, Change, LastResort, Outcome
-from chaos.reference.recorder import config_of, disagreements
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..health import breaker_of
+from ..reference.breaker import Admit, Change, LastResort, Outcome
+from ..reference.recorder import config_of, disagreements
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Final
 
-from chaos.results import CheckResult
-
+from ..results import CheckResult
 from . import register
 from .base import Check, RunView
 

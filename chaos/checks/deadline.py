@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Final
 
-from chaos.health import deadline_of
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..health import deadline_of
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView, blocks
 from .predict import predicted_fallbacks

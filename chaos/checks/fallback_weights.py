@@ -8,10 +8,9 @@ from typing import Any
 
 from scipy import stats
 
-from chaos import power
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from .. import power
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView, blocks
 from .predict import predicted_fallbacks

@@ -7,9 +7,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView, blocks
 from .conservation import SDK_ERROR

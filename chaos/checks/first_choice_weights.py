@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from chaos import power
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from .. import power
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 from .stats import goodness_of_fit, normalised, weight_table

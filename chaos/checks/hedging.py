@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from chaos.power import ALPHA
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-from chaos.trace import HttpRecord
-
+from ..power import ALPHA
+from ..results import CheckResult
+from ..scenario import Scenario
+from ..trace import HttpRecord
 from . import register
 from .base import Check, RunView
 

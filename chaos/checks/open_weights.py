@@ -8,11 +8,10 @@ from typing import Any
 
 from scipy import stats
 
-from chaos import power
-from chaos.health import breaker_of
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from .. import power
+from ..health import breaker_of
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 from .stats import goodness_of_fit, normalised, weight_table

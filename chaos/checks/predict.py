@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from chaos.scenario import Scenario
+from ..scenario import Scenario
 
 
 def model_orderings(s: Scenario) -> list[tuple[float, tuple[str, ...]]]:

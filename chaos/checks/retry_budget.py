@@ -6,12 +6,11 @@ import bisect
 from collections import defaultdict
 from typing import Any, Final
 
-from chaos.health import budget_of
-from chaos.reference.budget import BudgetConfig
-from chaos.reference.recorder import budget_disagreements
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from ..health import budget_of
+from ..reference.budget import BudgetConfig
+from ..reference.recorder import budget_disagreements
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView, blocks
 

@@ -13,10 +13,9 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chaos import power
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from .. import power
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 from .stats import goodness_of_fit, normalised, weight_table
@@ -49,7 +48,7 @@ def selector_manager(view: RunView, seed: int) -> Iterator[Any]:
 
 
 def selector_seed(view: RunView) -> int:
-    from chaos.jobs import derive_seed
+    from ..jobs import derive_seed
 
     return derive_seed(view.seed, "selector")
 

@@ -19,13 +19,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from chaos.faults import TRANSIENT_KINDS
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-from chaos.stream_faults import BEFORE_FIRST_CHUNK
-from chaos.trace import Ending, HttpRecord
-from chaos.transport import STREAM_CHUNKS
-
+from ..faults import TRANSIENT_KINDS
+from ..results import CheckResult
+from ..scenario import Scenario
+from ..stream_faults import BEFORE_FIRST_CHUNK
+from ..trace import Ending, HttpRecord
+from ..transport import STREAM_CHUNKS
 from . import register
 from .base import Check, RunView, blocks
 

@@ -6,10 +6,9 @@ import math
 
 from scipy import stats
 
-from chaos import power
-from chaos.results import CheckResult
-from chaos.scenario import Scenario
-
+from .. import power
+from ..results import CheckResult
+from ..scenario import Scenario
 from . import register
 from .base import Check, RunView
 from .predict import predicted_success
