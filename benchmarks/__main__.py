@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick]``: run every benchmark and write the report.
 
-1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput);
+1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput,
+   the success-path cost of ``RedisState`` on a server it starts);
 2. every scenario against every contender in virtual time (the original SDK in its own venv), and
    LiteLLM's Router in real time over loopback sockets (its own venv; full runs only);
 3. ``summary.md``, ``results.json`` and ``comparison.png`` in ``reports/bench/`` (``--quick``:
