@@ -218,7 +218,10 @@ def _recording_init() -> Iterator[list[_InitCall]]:
 
 def capture(target: str) -> Captured:
     """Import and run ``target`` (``MODULE:FUNCTION``), close the managers it built, and return the
-    configuration of the one it returned. :class:`SetupError` names the fix when it cannot."""
+    configuration of the one it returned. :class:`SetupError` names the fix when it cannot.
+
+    The recorder is in place while the module is imported too: a manager its module builds at
+    import time and the function returns is the application's configuration as well."""
     import notdiamond
 
     with _recording_init() as calls:
@@ -238,9 +241,10 @@ def capture(target: str) -> Captured:
         )
     matches = [c for c in calls if c.manager is result]
     if not matches:
+        result.close()
         raise SetupError(
             f"--init {target!r} returned a RetryManager that notdiamond.init did not build while "
-            "the function ran (it was built earlier, e.g. at import time, or directly as "
+            "the harness imported and ran it (it was built before, or directly as "
             "RetryManager(...)). Call notdiamond.init(...) inside the function and return its "
             "result."
         )
