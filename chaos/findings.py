@@ -53,6 +53,8 @@ def measure(user: UserScenario, view: RunView) -> dict[str, float]:
     """What the findings of this kind of scenario rest on, from the fake providers' records."""
     n = max(len(view.requests), 1)
     out: dict[str, float] = {}
+    transitions = view.trace.transitions if view.trace else []
+    out["breaker_opened"] = sum(1 for t in transitions if str(t.after) == "open")
     if user.kind == "outage" and user.model is not None and user.window is not None:
         out.update(_outage(view, user.model, user.window))
     if user.kind == "rate-limits":
@@ -138,6 +140,7 @@ def findings_for(
     wait, http = figures["wait_per_call_s"], figures["http_per_call"]
     breaker = config.get("circuit_breaker") not in (None, False)
     has_deadline = config.get("deadline") is not None
+    opened = int(measures.get("breaker_opened", 0))
 
     if user.kind == "outage" and user.model is not None:
         key = user.model
@@ -184,10 +187,16 @@ def findings_for(
             add("advice", f"{_pct(1 - success)} of calls failed during the outage of {key}: {fix}.")
     elif user.kind == "flaky-5xx":
         if success < SUCCESS_TARGET:
+            fix = (
+                f"the circuit breaker opened {opened} time(s), taking models that were only "
+                "flaky out of the rotation: a higher failure_ratio or consecutive_failures keeps "
+                "it for outages"
+                if breaker and opened
+                else "raise max_retries or add a fallback model"
+            )
             add(
                 "advice",
-                f"Flaky 5xx (10% of answers) still fail {_pct(1 - success)} of calls: raise "
-                "max_retries or add a fallback model.",
+                f"Flaky 5xx (10% of answers) still fail {_pct(1 - success)} of calls: {fix}.",
             )
         if p99 > P99_S or wait > WAIT_PER_CALL_S:
             add(
@@ -208,11 +217,13 @@ def findings_for(
                 "retry_after_cap makes calls fall back instead of waiting.",
             )
         if success < SUCCESS_TARGET:
-            add(
-                "advice",
-                f"Rate limits fail {_pct(1 - success)} of calls: raise max_retries or add a "
-                "fallback model on another provider.",
+            fix = (
+                f"the circuit breaker opened {opened} time(s), taking rate-limited models out of "
+                "the rotation: a higher failure_ratio or consecutive_failures keeps it for outages"
+                if breaker and opened
+                else "raise max_retries or add a fallback model on another provider"
             )
+            add("advice", f"Rate limits fail {_pct(1 - success)} of calls: {fix}.")
         if wait <= WAIT_PER_CALL_S and success >= SUCCESS_TARGET:
             add(
                 "ok",
