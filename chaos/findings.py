@@ -169,6 +169,12 @@ def findings_for(
                 f"An outage of {key} is absorbed: calls that start on it fall back after "
                 f"{_s(cost)} on average.",
             )
+        elif in_window and success >= SUCCESS_TARGET:
+            add(
+                "ok",
+                f"An outage of {key} did not reach the calls' first attempts: none of the "
+                f"{in_window} calls during it started on {key}.",
+            )
         if breaker and in_window:
             add(
                 "note",

@@ -271,9 +271,12 @@ def test_outage_cost_without_a_breaker_is_advice(app_dir: Path) -> None:
         "final_error": "not exercised",
         "fallback_order": "pass",
     }
-    # the last model's outage has no model after it: nothing to fall back to, and no cost claimed
+    # the fallback's outage: every call starts on the healthy primary, so no cost is claimed
     last = scenario(data, "outage-azure-gpt-4o")
     assert last["figures"]["success"] == 1.0
+    assert last["measures"]["calls_started_on_down_model"] == 0
+    assert [f["level"] for f in last["findings"]] == ["ok"]
+    assert "none of the" in last["findings"][0]["text"]
 
 
 # -- no request leaves the machine -----------------------------------------------------------
@@ -521,6 +524,22 @@ def test_every_manager_built_during_setup_is_closed(app_dir: Path) -> None:
     built = sys.modules[module].BUILT
     assert len(built) == 3
     assert all(m.closed for m in built)
+
+
+def test_an_async_setup_function_is_awaited(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "async_setup",
+        """
+        async def setup():
+            client = AsyncOpenAI(api_key="k")
+            return notdiamond.init(client, models=["openai/gpt-4o"], timeout=7.5, deadline=20.0)
+        """,
+    )
+    captured = capture(f"{module}:setup")
+    assert captured.mode == "async"
+    assert captured.config == {"models": ["openai/gpt-4o"], "timeout": 7.5, "deadline": 20.0}
+    assert [(c.kind, c.is_async) for c in captured.clients] == [("AsyncOpenAI", True)]
 
 
 def test_what_the_run_replaces_is_reported_and_secrets_are_not(app_dir: Path) -> None:
