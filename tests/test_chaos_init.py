@@ -279,6 +279,37 @@ def test_outage_cost_without_a_breaker_is_advice(app_dir: Path) -> None:
     assert "none of the" in last["findings"][0]["text"]
 
 
+def test_a_failed_check_makes_the_exit_status_1(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runtime whose backoff is 10% too long (the suite's mutant) fails the user's run too."""
+    from chaos.mutants import MUTANTS
+
+    module = write_app(
+        app_dir,
+        "broken_runtime",
+        """
+        def setup():
+            return notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o", "openai/gpt-4o-mini"], max_retries=3)
+        """,
+    )
+    args = [
+        "--init",
+        f"{module}:setup",
+        "--quick",
+        "--scenario",
+        "flaky-5xx",
+        "--out",
+        "rep",
+        "--no-plots",
+    ]
+    with MUTANTS["backoff_off"].apply():
+        assert main(args) == 1
+    assert "FAILED flaky-5xx / backoff_waits" in capsys.readouterr().err
+    assert verdicts(scenario(results(app_dir / "rep"), "flaky-5xx"))["backoff_waits"] == "fail"
+    assert main(args) == 0  # the same run on the real runtime
+
+
 # -- no request leaves the machine -----------------------------------------------------------
 def test_no_request_leaves_the_machine_whatever_the_base_url(
     app_dir: Path, no_network: NetworkGuard, monkeypatch: pytest.MonkeyPatch
