@@ -72,6 +72,8 @@ class ClientInfo:
     is_async: bool
     #: The host the client would have talked to (never contacted by the harness).
     host: str
+    #: The client's own ``max_retries`` (the SDK's retries, used only with ``sdk_retries=True``).
+    sdk_max_retries: int | None = None
 
     def describe(self) -> str:
         return f"{self.kind} ({self.provider}, {'async' if self.is_async else 'sync'}, {self.host})"
@@ -324,4 +326,35 @@ def client_info(client: Any) -> ClientInfo:
     azure = isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
     base_url = getattr(client, "base_url", "")
     host = urlsplit(str(base_url)).hostname or "?"
-    return ClientInfo("azure" if azure else "openai", type(client).__name__, is_async, host)
+    retries = getattr(client, "max_retries", None)
+    return ClientInfo(
+        "azure" if azure else "openai",
+        type(client).__name__,
+        is_async,
+        host,
+        retries if isinstance(retries, int) else None,
+    )
+
+
+@contextmanager
+def sdk_retries_as_captured(captured: Captured) -> Iterator[None]:
+    """With ``sdk_retries=True``, give the fake clients the ``max_retries`` of the application's
+    clients of the same provider (the SDK's own retries then happen as in the application)."""
+    if not captured.extra.get("sdk_retries"):
+        yield
+        return
+    from . import drivers
+    from .transport import make_clients as original
+
+    retries = {c.provider: c.sdk_max_retries for c in captured.clients}
+
+    def make_clients(providers: set[str], **kwargs: Any) -> list[Any]:
+        clients = original(providers, **kwargs)
+        for client in clients:
+            provider = client_info(client).provider
+            if retries.get(provider) is not None:
+                client.max_retries = retries[provider]
+        return clients
+
+    with swapped(drivers, "make_clients", make_clients):
+        yield

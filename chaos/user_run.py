@@ -30,7 +30,7 @@ from .results import JobResult
 from .scenario import ScenarioError
 from .sizing import sample_size
 from .trace_file import trace_path, write_trace
-from .user_config import Captured, SetupError, capture
+from .user_config import Captured, SetupError, capture, sdk_retries_as_captured
 from .user_scenarios import UserScenario, fault_scenarios, load_file, select
 
 #: Time-to-outcome samples kept per scenario for the report's plot.
@@ -67,7 +67,7 @@ def execute(
     cpu_started = time.process_time()
     view = None
     try:
-        with quiet_runtime_logs():
+        with quiet_runtime_logs(), sdk_retries_as_captured(captured):
             with recording() as health:
                 trace, virtual = DRIVERS[scenario.mode](
                     scenario,

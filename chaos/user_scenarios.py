@@ -61,7 +61,9 @@ class UserScenario:
     window: tuple[float, float] | None = None
 
 
-def checks_for_config(config: Mapping[str, Any], *, errors: bool = True) -> list[str]:
+def checks_for_config(
+    config: Mapping[str, Any], *, errors: bool = True, sdk_retries: bool = False
+) -> list[str]:
     """The checks that judge a run of this configuration (before each check's own ``applies``).
 
     The policy checks (attempts, waits, fallback order or weights, final error, success rate)
@@ -71,6 +73,8 @@ def checks_for_config(config: Mapping[str, Any], *, errors: bool = True) -> list
     ``DeadlineExceeded``) or hedging (a call's attempts race); ``attempt_fields`` not under a
     deadline (which shortens an attempt's timeout). The hedging checks predict the hedge rate
     from latencies alone: they judge only scenarios without injected errors (``errors=False``).
+    With ``sdk_retries=True`` the SDK's own retries multiply the requests inside each attempt, so
+    none of the policy checks hold as stated.
     """
     weighted = isinstance(config.get("models"), Mapping)
     breaker = config.get("circuit_breaker") not in (None, False)
@@ -82,7 +86,7 @@ def checks_for_config(config: Mapping[str, Any], *, errors: bool = True) -> list
         names.append("conservation")
     if not deadline:
         names.append("attempt_fields")
-    if not (breaker or budget or hedge or deadline):
+    if not (breaker or budget or hedge or deadline or sdk_retries):
         names += ["attempts_per_policy", "backoff_waits", "final_error", "success_rate"]
         names += (
             ["first_choice_weights", "fallback_weights", "reproducible_selection"]
@@ -125,12 +129,13 @@ def scenario_name(kind: str, model: str | None = None) -> str:
 def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
     """The built-in fault scenarios for the application's configuration."""
     n = QUICK_CALLS if quick else CALLS
+    sdk_retries = bool(captured.extra.get("sdk_retries"))
     traffic = {"n": n, "quick_n": n, "model": "notdiamond", "interval": INTERVAL}
     base = {
         "mode": captured.mode,
         "config": captured.config,
         "traffic": traffic,
-        "checks": checks_for_config(captured.config),
+        "checks": checks_for_config(captured.config, sdk_retries=sdk_retries),
     }
     order = captured.order
     # the runtime's own reading of the per-model timeouts (defaults included)
@@ -190,7 +195,7 @@ def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
     share = 1 - _lognormal_cdf(t, SLOW_MEDIAN * t, 0.5)
     slow = {
         **base,
-        "checks": checks_for_config(captured.config, errors=False),
+        "checks": checks_for_config(captured.config, errors=False, sdk_retries=sdk_retries),
         "description": f"The primary, {primary}, answers slowly (lognormal, median "
         f"{SLOW_MEDIAN * t:g} s): about {share:.0%} of its attempts run into its {t:g} s timeout.",
         "providers": {
@@ -258,5 +263,10 @@ def load_file(path: Path | str, captured: Captured) -> UserScenario:
         errors = not isinstance(providers, Mapping) or any(
             not isinstance(f, Mapping) or set(f) - {"latency"} for f in providers.values()
         )
-        data.setdefault("checks", checks_for_config(config, errors=errors))
+        data.setdefault(
+            "checks",
+            checks_for_config(
+                config, errors=errors, sdk_retries=bool(captured.extra.get("sdk_retries"))
+            ),
+        )
     return UserScenario("file", parse(data, name=path.stem, source=source))

@@ -310,6 +310,39 @@ def test_a_failed_check_makes_the_exit_status_1(
     assert main(args) == 0  # the same run on the real runtime
 
 
+def test_sdk_retries_run_with_the_applications_client_max_retries(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "sdk_retries",
+        """
+        def setup():
+            clients = [OpenAI(api_key="k", max_retries=4), AzureOpenAI(api_key="k", azure_endpoint="https://x.invalid", api_version="2024-06-01", max_retries=0)]
+            return notdiamond.init(clients, models=["openai/gpt-4o", "azure/gpt-4o"], sdk_retries=True)
+        """,
+    )
+    args = [
+        "--init",
+        f"{module}:setup",
+        "--quick",
+        "--scenario",
+        "outage",
+        "--out",
+        "rep",
+        "--no-plots",
+    ]
+    assert main(args) == 0
+    data = results(app_dir / "rep")
+    assert data["configuration"]["sdk_retries"] is True
+    primary = scenario(data, "outage-openai-gpt-4o")
+    m = primary["measures"]
+    # one notdiamond attempt on the dead primary, which the SDK itself sends 1 + 4 times
+    assert m["requests_to_down_model"] == 5 * m["calls_started_on_down_model"] > 0
+    # the policy checks replay notdiamond's own attempts: with SDK retries they do not judge
+    assert set(verdicts(primary)) == {"conservation", "attempt_fields"}
+    fallback = scenario(data, "outage-azure-gpt-4o")
+    assert fallback["figures"]["success"] == 1.0
+
+
 # -- no request leaves the machine -----------------------------------------------------------
 def test_no_request_leaves_the_machine_whatever_the_base_url(
     app_dir: Path, no_network: NetworkGuard, monkeypatch: pytest.MonkeyPatch
