@@ -12,7 +12,9 @@ option would change it. Each one quotes the figure it rests on. The thresholds:
   limits;
 - :data:`P99_S` (10 s): the 99th percentile of time to outcome under flaky 5xx or a slow primary,
   and in a storm (without a deadline);
-- :data:`HTTP_PER_CALL` (2): HTTP requests per call in a storm without a retry budget.
+- :data:`HTTP_PER_CALL` (2): HTTP requests per call in a storm without a retry budget;
+- :data:`P99_S` again for stalled streams of async clients: above it, a smaller
+  ``first_chunk_timeout`` is advised (sync clients wait a stall out in process: a note).
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ def measure(user: UserScenario, view: RunView) -> dict[str, float]:
             if x.outcome == "429" and x.retry_after is not None and x.retry_after > cap
         )
         out["left_for_retry_after_over_cap_per_call"] = over / n
+    if user.kind == "stalled-streams":
+        stalls = sum(1 for recs in view.http.values() for x in recs if x.source == "stall")
+        out["stalls_per_call"] = stalls / n
+        broken = sum(
+            1
+            for r in view.requests
+            if any(e.kind == "stream_error" for e in view.endings.get(r, []))
+        )
+        out["broken_after_first_chunk"] = broken / n
     if user.kind == "slow-primary":
         lost = [
             x.end - x.start
@@ -223,12 +234,21 @@ def findings_for(
                 "retry_after_cap makes calls fall back instead of waiting.",
             )
         if success < SUCCESS_TARGET:
-            fix = (
-                f"the circuit breaker opened {opened} time(s), taking rate-limited models out of "
-                "the rotation: a higher failure_ratio or consecutive_failures keeps it for outages"
-                if breaker and opened
-                else "raise max_retries or add a fallback model on another provider"
-            )
+            over = measures.get("left_for_retry_after_over_cap_per_call", 0.0)
+            if breaker and opened:
+                fix = (
+                    f"the circuit breaker opened {opened} time(s), taking rate-limited models out "
+                    "of the rotation: a higher failure_ratio or consecutive_failures keeps it for "
+                    "outages"
+                )
+            elif over > 0:
+                fix = (
+                    f"{over:.2f} answers per call asked for a wait beyond retry_after_cap={cap:g} s, "
+                    "which leaves the model at once: a higher retry_after_cap waits instead, or "
+                    "add a fallback model on another provider"
+                )
+            else:
+                fix = "raise max_retries or add a fallback model on another provider"
             add("advice", f"Rate limits fail {_pct(1 - success)} of calls: {fix}.")
         if wait <= WAIT_PER_CALL_S and success >= SUCCESS_TARGET:
             add(
@@ -282,6 +302,28 @@ def findings_for(
                 "all attempts and waits included.",
             )
         add("note", f"In a storm {_pct(success)} of calls succeed, {http:.2f} HTTP requests each.")
+    elif user.kind == "stalled-streams" and user.model is not None:
+        key = user.model
+        limit = scenario.first_chunk_timeouts[key]
+        stalls = measures.get("stalls_per_call", 0.0)
+        broken = measures.get("broken_after_first_chunk", 0.0)
+        text = (
+            f"Streams of {key} that stall beyond its {limit:g} s first_chunk_timeout: "
+            f"{stalls:.2f} per call, p99 time to outcome {_s(p99)}. {_pct(broken)} of calls saw "
+            "their stream break after its first chunk: that is never replayed, your code "
+            "receives the error"
+        )
+        if not captured.is_async:
+            add(
+                "note",
+                text + ". Sync clients here wait a stall out before it counts as a timeout (as on "
+                "any transport but a plain HTTP/1.1 socket, where the runtime cuts it at the "
+                "limit), so this p99 is an upper bound.",
+            )
+        elif p99 > P99_S:
+            add("advice", text + f"; a smaller first_chunk_timeout for {key} shortens the wait.")
+        else:
+            add("note", text + ".")
     else:
         add(
             "note",

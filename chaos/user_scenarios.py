@@ -14,6 +14,9 @@ median ``min(0.5 s, timeout / 5)`` (sigma 0.3); calls arrive one per simulated s
 - ``slow-primary``: the primary (first of a list, heaviest of a weighted dict) answers in a
   lognormal latency whose median is 0.8 times its timeout (sigma 0.5): about a third of its
   attempts run into the timeout;
+- ``stalled-streams`` (only with ``first_chunk_timeout`` configured: the application streams):
+  every call streams; the primary's streams stall before their first chunk for twice its
+  ``first_chunk_timeout`` (20%) or break after two chunks (5%);
 - ``storm``: every model answers 503 (50%) or 500 (10%).
 
 Which checks judge a run depends on the configuration (:func:`checks_for_config`): the plain
@@ -46,6 +49,9 @@ RETRY_AFTER_SECONDS: Final = (1.0, 10.0)
 STORM_ERRORS: Final = {"503": 0.5, "500": 0.1}
 #: The slow primary's median latency, as a share of its timeout (sigma 0.5).
 SLOW_MEDIAN: Final = 0.8
+#: ``stalled-streams``: the shares of the streams that stall, and that break after two chunks.
+STALL_SHARE: Final = 0.2
+BREAK_AFTER_SHARE: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,9 @@ def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
         },
     }
     out.append(UserScenario("slow-primary", _parse(captured, "slow-primary", slow), primary))
+    stalled = _stalled_streams(captured, base, healthy, probe.first_chunk_timeouts)
+    if stalled is not None:
+        out.append(stalled)
     storm = {
         **base,
         "description": "A storm: every model answers 503 (50%) or 500 (10%).",
@@ -211,6 +220,45 @@ def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
     }
     out.append(UserScenario("storm", _parse(captured, "storm", storm)))
     return out
+
+
+def _stalled_streams(
+    captured: Captured,
+    base: Mapping[str, Any],
+    healthy: Mapping[str, Any],
+    first_chunk_timeouts: Mapping[str, float],
+) -> UserScenario | None:
+    """With ``first_chunk_timeout`` configured (the application streams): every call streams, and
+    the first model that has one stalls before its first chunk for twice that limit
+    (:data:`STALL_SHARE` of its streams) or breaks after two chunks (:data:`BREAK_AFTER_SHARE`)."""
+    if not first_chunk_timeouts:
+        return None
+    primary = captured.primary()
+    key = primary if primary in first_chunk_timeouts else next(iter(first_chunk_timeouts))
+    limit = first_chunk_timeouts[key]
+    faults = {
+        "stall": {"probability": STALL_SHARE, "seconds": 2 * limit},
+        "break_after": {"probability": BREAK_AFTER_SHARE, "after_chunks": 2},
+    }
+    checks = [
+        c
+        for c in checks_for_config(
+            captured.config, errors=False, sdk_retries=bool(captured.extra.get("sdk_retries"))
+        )
+        # the other checks state the rules of calls that are not streamed; the stream checks
+        # judge the policy for streams, the strategies' own checks their decisions
+        if c in ("breaker_reference", "open_weights", "retry_budget", "deadline")
+    ]
+    raw = {
+        **base,
+        "description": f"Every call streams; {key}'s streams stall before their first chunk for "
+        f"{2 * limit:g} s ({STALL_SHARE:.0%}, beyond its {limit:g} s first_chunk_timeout) or "
+        f"break after two chunks ({BREAK_AFTER_SHARE:.0%}).",
+        "providers": {**healthy, key: {**healthy[key], "stream_faults": faults}},
+        "traffic": {**base["traffic"], "stream": 1.0},
+        "checks": [*checks, "stream_first_chunk", "stream_break_after_first"],
+    }
+    return UserScenario("stalled-streams", _parse(captured, "stalled-streams", raw), key)
 
 
 def _lognormal_cdf(x: float, median: float, sigma: float) -> float:

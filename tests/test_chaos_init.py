@@ -435,6 +435,28 @@ def test_async_clients_run_on_virtual_time_with_the_hedge_checks(app_dir: Path) 
     assert slow["figures"]["p99_s"] < 4.0
 
 
+def test_an_application_that_streams_gets_the_stalled_streams_scenario(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "streams",
+        """
+        def setup():
+            clients = [AsyncOpenAI(api_key="k"), AsyncAzureOpenAI(api_key="k", azure_endpoint="https://x.invalid", api_version="2024-06-01")]
+            return notdiamond.init(clients, models=["openai/gpt-4o", "azure/gpt-4o"], first_chunk_timeout=2.0)
+        """,
+    )
+    args = ["--init", f"{module}:setup", "--quick", "--scenario", "stalled-streams", "--out", "rep"]
+    assert main([*args, "--no-plots"]) == 0
+    streams = scenario(results(app_dir / "rep"), "stalled-streams")
+    assert verdicts(streams) == {"stream_first_chunk": "pass", "stream_break_after_first": "pass"}
+    assert streams["measures"]["stalls_per_call"] > 0.1
+    assert streams["measures"]["broken_after_first_chunk"] > 0
+    # a stall is cut at the 2 s limit and the call falls back (max_retries=1): async clients race
+    # the first chunk against the limit on the virtual clock
+    assert streams["figures"]["p99_s"] < 4.0
+    assert "stall beyond its 2 s first_chunk_timeout" in streams["findings"][0]["text"]
+
+
 # -- scenario files without config -------------------------------------------------------------
 def test_a_scenario_file_without_config_runs_the_applications_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
