@@ -335,8 +335,11 @@ def test_sdk_retries_run_with_the_applications_client_max_retries(app_dir: Path)
     assert data["configuration"]["sdk_retries"] is True
     primary = scenario(data, "outage-openai-gpt-4o")
     m = primary["measures"]
-    # one notdiamond attempt on the dead primary, which the SDK itself sends 1 + 4 times
-    assert m["requests_to_down_model"] == 5 * m["calls_started_on_down_model"] > 0
+    # one notdiamond attempt on the dead primary, which the SDK itself sends 1 + 4 times (the last
+    # call of the window may see the outage end during the SDK's own waits)
+    started = m["calls_started_on_down_model"]
+    assert started > 0
+    assert 5 * (started - 1) < m["requests_to_down_model"] <= 5 * started
     # the policy checks replay notdiamond's own attempts: with SDK retries they do not judge
     assert set(verdicts(primary)) == {"conservation", "attempt_fields"}
     fallback = scenario(data, "outage-azure-gpt-4o")
