@@ -136,9 +136,14 @@ def _pct(x: float) -> str:
 
 
 def findings_for(
-    user: UserScenario, figures: dict[str, float], measures: dict[str, float], captured: Captured
+    user: UserScenario,
+    figures: dict[str, float],
+    measures: dict[str, float],
+    captured: Captured,
+    baseline: dict[str, float] | None = None,
 ) -> list[Finding]:
-    """The findings of one scenario (see the module doc for the thresholds)."""
+    """The findings of one scenario (see the module doc for the thresholds); ``baseline``: the
+    figures of the ``healthy`` scenario, quoted next to the p99 they compare with."""
     name = user.scenario.name
     config = captured.config
     scenario = user.scenario
@@ -148,6 +153,7 @@ def findings_for(
         found.append(Finding(name, level, text))
 
     success, p99 = figures["success"], figures["p99_s"]
+    healthy_p99 = f" (healthy: {_s(baseline['p99_s'])})" if baseline else ""
     wait, http = figures["wait_per_call_s"], figures["http_per_call"]
     breaker = config.get("circuit_breaker") not in (None, False)
     has_deadline = config.get("deadline") is not None
@@ -218,12 +224,15 @@ def findings_for(
         if p99 > P99_S or wait > WAIT_PER_CALL_S:
             add(
                 "advice",
-                f"Flaky 5xx stretch the p99 time to outcome to {_s(p99)}, {_s(wait)} of waiting per "
-                f"call on average: a smaller backoff (now {_backoffs(scenario)}; the k-th wait is "
-                "backoff ** k) shortens it.",
+                f"Flaky 5xx stretch the p99 time to outcome to {_s(p99)}{healthy_p99}, "
+                f"{_s(wait)} of waiting per call on average: a smaller backoff (now "
+                f"{_backoffs(scenario)}; the k-th wait is backoff ** k) shortens it.",
             )
         if success >= SUCCESS_TARGET and p99 <= P99_S and wait <= WAIT_PER_CALL_S:
-            add("ok", f"Flaky 5xx are absorbed: {_pct(success)} success, p99 {_s(p99)}.")
+            add(
+                "ok",
+                f"Flaky 5xx are absorbed: {_pct(success)} success, p99 {_s(p99)}{healthy_p99}.",
+            )
     elif user.kind == "rate-limits":
         cap = scenario.retry_after_cap
         if wait > WAIT_PER_CALL_S:
@@ -267,7 +276,8 @@ def findings_for(
                 options.append("hedge= (a parallel attempt on the next model)")
             add(
                 "advice",
-                f"A primary slower than its timeout keeps calls waiting: p99 {_s(p99)}, "
+                f"A primary slower than its timeout keeps calls waiting: p99 {_s(p99)}"
+                f"{healthy_p99}, "
                 f"{_s(measures['lost_to_timeouts_per_call_s'])} per call lost to timeouts "
                 f"({timeout:g} s timeout, up to {attempts} attempt(s) on {key} before falling "
                 f"back): consider {' or '.join(options)}.",
@@ -298,8 +308,8 @@ def findings_for(
         if p99 > P99_S and not has_deadline:
             add(
                 "advice",
-                f"In a storm the p99 time to outcome is {_s(p99)}: deadline= bounds a whole call, "
-                "all attempts and waits included.",
+                f"In a storm the p99 time to outcome is {_s(p99)}{healthy_p99}: deadline= bounds a "
+                "whole call, all attempts and waits included.",
             )
         add("note", f"In a storm {_pct(success)} of calls succeed, {http:.2f} HTTP requests each.")
     elif user.kind == "stalled-streams" and user.model is not None:
@@ -324,6 +334,12 @@ def findings_for(
             add("advice", text + f"; a smaller first_chunk_timeout for {key} shortens the wait.")
         else:
             add("note", text + ".")
+    elif user.kind == "healthy":
+        add(
+            "note",
+            f"Without faults: {_pct(success)} success, p50 {_s(figures['p50_s'])}, p99 {_s(p99)}, "
+            f"{http:.2f} HTTP requests per call.",
+        )
     else:
         add(
             "note",

@@ -61,7 +61,8 @@ class UserResult:
 def execute(
     user: UserScenario, captured: Captured, n: int, seed: int, trace_dir: str | None = None
 ) -> UserResult:
-    """Run one scenario in this process: traffic, checks, figures, measures, findings."""
+    """Run one scenario in this process: traffic, checks, figures, measures (the findings come
+    once every scenario has run: they compare with the healthy baseline)."""
     scenario = user.scenario
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -115,15 +116,7 @@ def execute(
         trace.max_in_flight,
         cpu_s=time.process_time() - cpu_started,
     )
-    durations = _durations(view)
-    return UserResult(
-        user,
-        job,
-        figures,
-        measures,
-        findings_for(user, figures, measures, captured),
-        durations,
-    )
+    return UserResult(user, job, figures, measures, durations=_durations(view))
 
 
 def _durations(view: RunView) -> list[float]:
@@ -196,6 +189,10 @@ def run_init(
             file=sys.stderr,
             flush=True,
         )
+    baseline = next((r.figures for r in results if r.user.kind == "healthy" and r.figures), None)
+    for r in results:
+        if r.figures:
+            r.findings = findings_for(r.user, r.figures, r.measures, captured, baseline)
     info: dict[str, Any] = {
         "command": command,
         "target": target,

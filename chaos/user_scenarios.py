@@ -6,6 +6,7 @@ puts the fake providers under one kind of trouble. Healthy answers take a lognor
 median ``min(0.5 s, timeout / 5)`` (sigma 0.3); calls arrive one per simulated second, all with
 ``model="notdiamond"``:
 
+- ``healthy``: no faults, the baseline the other scenarios compare with;
 - ``outage-<model>`` (one per model a call can reach): that model answers 503 to everything from
   20% to 70% of the run's span, the others stay healthy;
 - ``flaky-5xx``: every model answers 500 (5%), 502 (3%) or 503 (2%);
@@ -58,7 +59,8 @@ BREAK_AFTER_SHARE: Final = 0.05
 class UserScenario:
     """One scenario of an ``--init`` run: what trouble it is (for the findings) and the scenario."""
 
-    #: ``outage``, ``flaky-5xx``, ``rate-limits``, ``slow-primary``, ``storm`` or ``file``.
+    #: ``healthy``, ``outage``, ``flaky-5xx``, ``rate-limits``, ``slow-primary``,
+    #: ``stalled-streams``, ``storm`` or ``file``.
     kind: str
     scenario: Scenario
     #: The model in trouble (``outage``, ``slow-primary``).
@@ -155,6 +157,12 @@ def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
     span = n * INTERVAL
     start, end = OUTAGE_WINDOW[0] * span, OUTAGE_WINDOW[1] * span
     out: list[UserScenario] = []
+    baseline = {
+        **base,
+        "description": "No faults: every model answers (the baseline the other rows compare with).",
+        "providers": healthy,
+    }
+    out.append(UserScenario("healthy", _parse(captured, "healthy", baseline)))
     for key in captured.positive_models():
         name = scenario_name("outage", key)
         providers = {

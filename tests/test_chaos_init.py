@@ -117,6 +117,7 @@ def test_support_bot_runs_every_builtin_scenario(support_bot: Any) -> None:
     assert code == 0
     assert network == []
     assert [s["name"] for s in data["scenarios"]] == [
+        "healthy",
         "outage-openai-gpt-4o",
         "outage-azure-gpt-4o",
         "flaky-5xx",
@@ -192,6 +193,12 @@ def test_findings_rest_on_measured_figures(support_bot: Any) -> None:
     assert storm["figures"]["http_per_call"] > 1.0
     flaky = scenario(data, "flaky-5xx")
     assert [f["level"] for f in flaky["findings"]] == ["ok"]
+    healthy = scenario(data, "healthy")
+    assert healthy["figures"]["success"] == 1.0
+    assert healthy["figures"]["http_per_call"] == 1.0
+    # findings quote the healthy baseline next to the p99 they compare with
+    p99 = healthy["figures"]["p99_s"]
+    assert (f"(healthy: {p99:.1f} s)" if p99 >= 0.95 else f"(healthy: {p99:.2f} s)") in advice[0]
 
 
 def test_the_cli_runs_from_the_application_directory(tmp_path: Path) -> None:
