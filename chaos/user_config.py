@@ -227,15 +227,16 @@ def capture(target: str) -> Captured:
     import notdiamond
 
     with _recording_init() as calls:
-        setup = load_setup(target)
         try:
-            result = setup()
-            if inspect.isawaitable(result):  # ``async def setup()``
-                result = asyncio.run(_awaited(result))
-        except Exception as exc:
+            setup = load_setup(target)
+            try:
+                result = setup()
+                if inspect.isawaitable(result):  # ``async def setup()``
+                    result = asyncio.run(_awaited(result))
+            except Exception as exc:
+                raise SetupError(_raised(target, "running", exc)) from exc
+        finally:  # every manager built here, also when the import or the function failed
             _close_all(calls)
-            raise SetupError(_raised(target, "running", exc)) from exc
-    _close_all(calls)
     if not isinstance(result, notdiamond.RetryManager):
         raise SetupError(
             f"--init {target!r} returned {_kind(result)}, not a notdiamond.RetryManager. End the "

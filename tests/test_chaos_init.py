@@ -613,12 +613,25 @@ def test_every_manager_built_during_setup_is_closed(app_dir: Path) -> None:
             raise RuntimeError("after init")
         """,
     )
+    # a module whose import builds a manager, then fails
+    importing = write_app(
+        app_dir,
+        "import_fails",
+        """
+        import chaosapp_closing
+
+        chaosapp_closing.BUILT.append(notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o"]))
+        raise ImportError("a missing setting")
+        """,
+    )
     captured = capture(f"{module}:setup")
     assert captured.config == {"models": ["openai/gpt-4o", "openai/gpt-4o-mini"], "max_retries": 2}
     with pytest.raises(SetupError, match="after init"):
         capture(f"{module}:failing")
+    with pytest.raises(SetupError, match="a missing setting"):
+        capture(f"{importing}:setup")
     built = sys.modules[module].BUILT
-    assert len(built) == 3
+    assert len(built) == 4
     assert all(m.closed for m in built)
 
 
