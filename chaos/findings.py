@@ -311,7 +311,14 @@ def findings_for(
                 f"In a storm the p99 time to outcome is {_s(p99)}{healthy_p99}: deadline= bounds a "
                 "whole call, all attempts and waits included.",
             )
-        add("note", f"In a storm {_pct(success)} of calls succeed, {http:.2f} HTTP requests each.")
+        text = f"In a storm {_pct(success)} of calls succeed, {http:.2f} HTTP requests each"
+        if breaker and opened:
+            text += (
+                f"; the circuit breaker opened {opened} time(s): a call that finds every model "
+                "open tries only the one whose break ends soonest (fewer requests to failing "
+                "providers, fewer successes)"
+            )
+        add("note", text + ".")
     elif user.kind == "stalled-streams" and user.model is not None:
         key = user.model
         limit = scenario.first_chunk_timeouts[key]

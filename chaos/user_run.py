@@ -31,6 +31,7 @@ from .scenario import ScenarioError
 from .sizing import sample_size
 from .trace_file import trace_path, write_trace
 from .user_config import Captured, SetupError, capture, sdk_retries_as_captured
+from .user_report import write_report
 from .user_scenarios import UserScenario, fault_scenarios, load_file, select
 
 #: Time-to-outcome samples kept per scenario for the report's plot.
@@ -154,8 +155,6 @@ def run_init(
     command: str,
 ) -> int:
     """The whole ``--init`` run; returns the exit status."""
-    from .user_report import write_report
-
     started = time.perf_counter()
     try:
         captured = capture(target)
