@@ -147,7 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; repeatable",
+        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; with "
+        "--init, a built-in fault scenario (healthy, outage, outage-<model>, flaky-5xx, "
+        "rate-limits, slow-primary, stalled-streams, storm) or a file that may omit config; "
+        "repeatable",
     )
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument(
@@ -163,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repository, else ./chaos-report)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes (default: the cores available)"
+        "--workers",
+        type=int,
+        default=None,
+        help="processes (default: the cores available; --init runs its scenarios in one)",
     )
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
