@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers",
         type=int,
         default=None,
-        help="processes (default: the cores available; --init runs its scenarios in one)",
+        help="processes (default: the cores available; with --init, 1)",
     )
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
@@ -210,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plots=not args.no_plots,
             trace_dir=None if args.traces is None else str(args.traces),
             command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]),
+            workers=args.workers or 1,
         )
 
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,26 @@ def _durations(view: RunView) -> list[float]:
     return out[::step]
 
 
+Run = tuple[UserScenario, Captured, int, int, "str | None"]
+
+
+def _execute(run: Run) -> UserResult:
+    return execute(*run)
+
+
+def _execute_all(runs: list[Run], workers: int) -> Iterator[UserResult]:
+    """Each run's result, in order: in this process, or over ``workers`` processes."""
+    if workers <= 1 or len(runs) <= 1:
+        for run in runs:
+            yield execute(*run)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
+    with ctx.Pool(min(workers, len(runs))) as pool:
+        yield from pool.imap(_execute, runs, chunksize=1)
+
+
 def scenarios_for(captured: Captured, names: Sequence[str], *, quick: bool) -> list[UserScenario]:
     """The built-in fault scenarios (all, or those ``names`` select) and the scenario files."""
     files = [n for n in names if n.endswith((".json", ".toml"))]
@@ -153,6 +173,7 @@ def run_init(
     plots: bool,
     trace_dir: str | None,
     command: str,
+    workers: int = 1,
 ) -> int:
     """The whole ``--init`` run; returns the exit status."""
     started = time.perf_counter()
@@ -165,15 +186,25 @@ def run_init(
     print(
         f"chaos: --init {target}: {len(captured.clients)} client(s) "
         f"({', '.join(c.kind for c in captured.clients)}), models {captured.order}; "
-        f"{len(scenarios)} scenario(s), seed {seed}, {'quick' if quick else 'full'} sizes",
+        f"{len(scenarios)} scenario(s), seed {seed}, {'quick' if quick else 'full'} sizes, "
+        f"{max(1, min(workers, len(scenarios)))} process(es)",
         file=sys.stderr,
         flush=True,
     )
+    runs = [
+        (
+            user,
+            captured,
+            sample_size(user.scenario, quick),
+            derive_seed(seed, "init", user.scenario.name),
+            trace_dir,
+        )
+        for user in scenarios
+    ]
     results: list[UserResult] = []
-    for user in scenarios:
-        n = sample_size(user.scenario, quick)
-        res = execute(user, captured, n, derive_seed(seed, "init", user.scenario.name), trace_dir)
+    for res in _execute_all(runs, workers):
         results.append(res)
+        n = res.job.n
         verdict = (
             "crashed"
             if res.job.error

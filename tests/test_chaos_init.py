@@ -286,6 +286,30 @@ def test_outage_cost_without_a_breaker_is_advice(app_dir: Path) -> None:
     assert "none of the" in last["findings"][0]["text"]
 
 
+def test_workers_spread_the_scenarios_and_change_nothing_else(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "workers",
+        """
+        def setup():
+            clients = [OpenAI(api_key="k"), AzureOpenAI(api_key="k", azure_endpoint="https://x.invalid", api_version="2024-06-01")]
+            return notdiamond.init(clients, models={"openai/gpt-4o": 0.7, "azure/gpt-4o": 0.3}, max_retries=2)
+        """,
+    )
+    base = ["--init", f"{module}:setup", "--quick", "--no-plots", "--seed", "9"]
+    assert main([*base, "--out", "one"]) == 0
+    assert main([*base, "--out", "two", "--workers", "2"]) == 0
+    one, two = results(app_dir / "one"), results(app_dir / "two")
+    assert [s["name"] for s in one["scenarios"]] == [s["name"] for s in two["scenarios"]]
+    for a, b in zip(one["scenarios"], two["scenarios"], strict=True):
+        assert (a["figures"], a["measures"], a["findings"]) == (
+            b["figures"],
+            b["measures"],
+            b["findings"],
+        )
+        assert verdicts(a) == verdicts(b)
+
+
 def test_a_failed_check_makes_the_exit_status_1(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
