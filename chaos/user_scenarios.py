@@ -161,6 +161,7 @@ def fault_scenarios(captured: Captured, *, quick: bool) -> list[UserScenario]:
         **base,
         "description": "No faults: every model answers (the baseline the other rows compare with).",
         "providers": healthy,
+        "checks": checks_for_config(captured.config, errors=False, sdk_retries=sdk_retries),
     }
     out.append(UserScenario("healthy", _parse(captured, "healthy", baseline)))
     for key in captured.positive_models():
