@@ -230,6 +230,42 @@ def test_the_cli_runs_from_the_application_directory(tmp_path: Path) -> None:
     assert data["run"]["command"].startswith("python -m chaos --init support_bot.llm:setup")
 
 
+def test_the_installed_layout_runs_from_another_directory(tmp_path: Path) -> None:
+    """The wheel's layout (the harness as notdiamond/chaos, as hatch's force-include maps it),
+    run from an application's directory: ``python -m notdiamond.chaos --init`` writes
+    ./chaos-report there."""
+    import shutil
+
+    site, app = tmp_path / "site", tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "notdiamond", site / "notdiamond", ignore=ignore)
+    shutil.copytree(ROOT / "chaos", site / "notdiamond" / "chaos", ignore=ignore)
+    shutil.copytree(EXAMPLES / "support_bot", app / "support_bot", ignore=ignore)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "notdiamond.chaos",
+            "--init",
+            "support_bot.llm:setup",
+            "--quick",
+            "--scenario",
+            "outage",
+        ],
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = results(app / "chaos-report")
+    assert data["run"]["command"].startswith("python -m notdiamond.chaos --init")
+    assert [s["name"] for s in data["scenarios"]] == ["outage-openai-gpt-4o", "outage-azure-gpt-4o"]
+    assert (app / "chaos-report" / "summary.md").is_file()
+
+
 # -- findings of a configuration without a breaker ----------------------------------------------
 def test_outage_cost_without_a_breaker_is_advice(app_dir: Path) -> None:
     module = write_app(
