@@ -96,9 +96,12 @@ def measure(user: UserScenario, view: RunView) -> dict[str, float]:
 
 
 def _outage(view: RunView, model: str, window: tuple[float, float]) -> dict[str, float]:
+    """Over the calls that started during the outage: how many started on the down model, reached
+    it at all, stayed on it to the end (failed there, or the outage ended during their retries),
+    and how long those that fell back spent on it first (``fallback_cost``)."""
     start, end = window
     costs: list[float] = []
-    in_window = reached = to_down = started_on = stuck = 0
+    in_window = reached = to_down = started_on = stayed = 0
     for r in view.requests:
         recs = view.http.get(r, [])
         if not recs or not start <= recs[0].start < end:
@@ -112,7 +115,7 @@ def _outage(view: RunView, model: str, window: tuple[float, float]) -> dict[str,
             started_on += 1
             other = next((x for x in recs if x.key != model), None)
             if other is None:
-                stuck += 1
+                stayed += 1
             else:
                 costs.append(other.start - recs[0].start)
     return {
@@ -120,7 +123,7 @@ def _outage(view: RunView, model: str, window: tuple[float, float]) -> dict[str,
         "calls_started_on_down_model": started_on,
         "calls_that_reached_down_model": reached,
         "requests_to_down_model": to_down,
-        "calls_without_fallback": stuck,
+        "calls_that_stayed_on_down_model": stayed,
         "fallback_cost_mean_s": float(np.mean(costs)) if costs else 0.0,
         "fallback_cost_p99_s": float(np.percentile(costs, 99)) if costs else 0.0,
     }

@@ -170,7 +170,7 @@ def test_an_outage_of_the_primary_falls_back_and_the_breaker_skips_it(support_bo
     assert m["calls_in_outage"] >= 90  # t = 40 s .. 140 s at one call per second
     # the calls that started on the dead primary all fell back ...
     assert m["calls_started_on_down_model"] >= 1
-    assert m["calls_without_fallback"] == 0
+    assert m["calls_that_stayed_on_down_model"] == 0
     assert m["fallback_cost_mean_s"] > 0
     # ... and the breaker kept most calls away from it
     assert m["calls_that_reached_down_model"] < m["calls_in_outage"] / 4
