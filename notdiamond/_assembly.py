@@ -7,7 +7,7 @@ through it are in ``_pipeline``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 from ._events import Observer
@@ -60,6 +60,24 @@ class Pipeline:
         self.allow_retry_by = by_hook["allow_retry"]
         self.readmit_by = by_hook["readmit"]
         self.attempt_abandoned_by = by_hook["attempt_abandoned"]
+        # The success path without dispatch, where the one strategy on a hook describes it.
+        #: Keys ``admit`` must be asked about (``None``: every key; see ``FastPath.unsettled``).
+        self.unsettled: Set[str] | None = None
+        #: Per key, what ``attempt_succeeded`` does for a call probing nothing (``None``: dispatch).
+        self.record_success: Mapping[str, Callable[[float], object]] | None = None
+        if len(self.admit_by) == 1:
+            self.unsettled = self.admit_by[0].fast_path().unsettled
+        if len(self.attempt_succeeded_by) == 1:
+            self.record_success = self.attempt_succeeded_by[0].fast_path().succeeded
+        #: Whether a timed call must read the clock when it starts: its deadline, its observer
+        #: events, hedging and the attempt-start hooks need the start time. Otherwise a call that
+        #: every strategy admits as it is reads the clock only when its attempts end.
+        self.start_clocked = (
+            bool(self.attempt_started_by)
+            or observer is not None
+            or deadline is not None
+            or hedge is not None
+        )
         #: Whether every call reads the clock (strategies, observers and deadlines need it).
         self.timed = (
             bool(self.strategies)

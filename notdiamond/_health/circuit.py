@@ -25,6 +25,9 @@ with an outcome that says nothing about the model's health, or was abandoned. It
 
 Every change of state is reported to ``on_transition`` after the lock is released (it may log).
 The success of an attempt on a closed breaker takes no lock: a counter reset and a deque append.
+The key is in ``not_closed`` (a set the store's breakers share) whenever the breaker is not
+closed: it enters before the state leaves closed and leaves once the state is closed again, so a
+key absent from it is closed, and a closed breaker's admission needs no call.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class Circuit:
         "key",
         "max_break_duration",
         "minimum_calls",
+        "not_closed",
         "on_transition",
         "probe_lease",
         "retry_after_cap",
@@ -140,6 +144,7 @@ class Circuit:
         retry_after_cap: float = math.inf,
         probe_lease: float | None = None,
         on_transition: TransitionListener | None = None,
+        not_closed: set[str] | None = None,
     ) -> None:
         self.key = key
         self.consecutive_failures = consecutive_failures
@@ -151,6 +156,8 @@ class Circuit:
         self.retry_after_cap = retry_after_cap
         self.probe_lease = max_break_duration if probe_lease is None else probe_lease
         self.on_transition = on_transition
+        #: The keys of the breakers (this one and its store's others) that are not closed now.
+        self.not_closed: set[str] = set() if not_closed is None else not_closed
         self._lock = threading.Lock()
         #: Read without the lock by the success path and by admissions of a closed breaker.
         self.state: State = CLOSED
@@ -228,6 +235,7 @@ class Circuit:
                 if token == self._lease_token:
                     changed = Transition(self.key, HALF_OPEN, CLOSED, now, "probe_succeeded")
                     self.state = CLOSED
+                    self.not_closed.discard(self.key)  # after the state: see the module's doc
                     self._clear_counts()
                     self._lease_token = 0
                     self._lease_until = -math.inf
@@ -325,6 +333,7 @@ class Circuit:
         if before is OPEN:
             until = max(until, self.until)
             duration = until - now
+        self.not_closed.add(self.key)  # before the state: see the module's doc
         self.state = OPEN
         self.until = until
         self._lease_token = 0

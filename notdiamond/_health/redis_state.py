@@ -260,6 +260,8 @@ class RedisCircuit:
             f"{base}:run",
             f"{store.prefix}epoch",
         )
+        #: The store's keys whose breaker is not closed (see ``Circuit.not_closed``).
+        self.not_closed = store.not_closed
         self._lock = threading.Lock()
         self.state: State = CLOSED
         self.until = 0.0
@@ -566,6 +568,7 @@ class RedisCircuit:
         reason_text = _text(answer[5])
         reason = cast(Reason, reason_text if reason_text in _REASONS else "consecutive_failures")
         before = self.state
+        self.not_closed.add(self.key)  # before the state (see Circuit.not_closed)
         self.state = OPEN
         self.until = until
         self._lease_token = 0
@@ -614,6 +617,7 @@ class RedisCircuit:
         if before is OPEN:
             until = max(until, self.until)
             duration = until - now
+        self.not_closed.add(self.key)  # before the state (see Circuit.not_closed)
         self.state = OPEN
         self.until = until
         self._lease_token = 0
@@ -642,6 +646,7 @@ class RedisCircuit:
 
     def _close(self) -> None:
         self.state = CLOSED
+        self.not_closed.discard(self.key)  # after the state (see Circuit.not_closed)
         self._next_break = self.break_duration
         self._lease_token = 0
         self._lease_until = -math.inf
@@ -845,6 +850,8 @@ class RedisState:
         self._lost = False
         self._circuits: dict[str, RedisCircuit] = {}
         self._budgets: dict[str, RedisBudget] = {}
+        #: The keys whose breaker is not closed in this process (kept by the breakers).
+        self.not_closed: set[str] = set()
         self._registry_lock = threading.Lock()
         self._worker_idle = True
         self._stopping = False
