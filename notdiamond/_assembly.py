@@ -69,6 +69,9 @@ class Pipeline:
             self.unsettled = self.admit_by[0].fast_path().unsettled
         if len(self.attempt_succeeded_by) == 1:
             self.record_success = self.attempt_succeeded_by[0].fast_path().succeeded
+        #: ``record_success`` when it is all a success of a call probing nothing needs (no
+        #: observer to tell): the drivers then count it themselves.
+        self.count_success = self.record_success if observer is None else None
         #: Whether a timed call must read the clock when it starts: its deadline, its observer
         #: events, hedging and the attempt-start hooks need the start time. Otherwise a call that
         #: every strategy admits as it is reads the clock only when its attempts end.
@@ -78,6 +81,15 @@ class Pipeline:
             or deadline is not None
             or hedge is not None
         )
+        #: The keys a call (without a ``notdiamond.deadline`` block) must ask the strategies
+        #: about and read the clock for when it starts; any other key is admitted as it is, and
+        #: the call reads the clock only when its attempts end. ``None``: every call does both.
+        self.asked_about: Set[str] | None = None
+        if not self.start_clocked:
+            if not self.admit_by:
+                self.asked_about = frozenset()
+            elif self.unsettled is not None:
+                self.asked_about = self.unsettled
         #: Whether every call reads the clock (strategies, observers and deadlines need it).
         self.timed = (
             bool(self.strategies)

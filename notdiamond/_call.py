@@ -99,23 +99,26 @@ class CallState:
             return
         # A timed call starts: its state, its start on the clock, its deadline, its admission.
         self.timed = True
-        self.call_id = next(_call_ids)
         self.attempt = 1
         self.sent = 0
         self.clamped = False
         self.probing = None
-        # The strategies are asked unless every one admits this model as it is (the success path).
-        unsettled = pipeline.unsettled
-        ask = bool(pipeline.admit_by) and (unsettled is None or key in unsettled)
-        if ask or pipeline.start_clocked or limit is not None:
-            now = self.started = self.attempt_started = pipeline.clock()
-        else:  # nothing reads when the call started (see Pipeline.start_clocked)
-            now = self.started = self.attempt_started = 0.0
+        asked = pipeline.asked_about
+        if limit is None and asked is not None and key not in asked:
+            # The success path: every strategy admits the model as it is, and nothing reads
+            # when the call started. Its id is given if it fails (see _track).
+            self.call_id = 0
+            self.started = self.attempt_started = 0.0
+            self.deadline = None
+            return
+        self.call_id = next(_call_ids)
+        now = self.started = self.attempt_started = pipeline.clock()
         deadline = pipeline.deadline
         if limit is not None and (deadline is None or limit < deadline):
             deadline = limit
         self.deadline = None if deadline is None else now + deadline
-        if ask:
+        unsettled = pipeline.unsettled
+        if pipeline.admit_by and (unsettled is None or key in unsettled):
             self._admit_first(now)
 
     def _track(self) -> None:
@@ -127,14 +130,16 @@ class CallState:
         self.skipped = []
         self.retry_state = None
         if not self.timed:
-            self.attempt = 1
             self.call_id = next(_call_ids)
+            self.attempt = 1
             self.started = 0.0
             self.attempt_started = 0.0
             self.deadline = None
             self.clamped = False
             self.probing = None
             self.sent = 0
+        elif not self.call_id:  # it began on the success path, without an id
+            self.call_id = next(_call_ids)
 
     def branch(self, lane: CallState, key: str) -> None:
         """Make ``lane`` (an uninitialised instance) a parallel line of attempts of this call.
@@ -255,6 +260,8 @@ class CallState:
             if record is not None and self.probing is None:
                 record[self.key](now)  # what the hook does here (see FastPath.succeeded)
             else:
+                if not self.call_id:
+                    self.call_id = next(_call_ids)  # it began on the success path, without an id
                 for strategy in pipeline.attempt_succeeded_by:
                     strategy.attempt_succeeded(self, self.key, now)
         if pipeline.observer is not None:
@@ -264,7 +271,10 @@ class CallState:
 
     def abandoned(self) -> None:
         """The attempt ended by a ``BaseException``: strategies release what it took."""
-        for strategy in self.pipeline.attempt_abandoned_by:
+        abandoned_by = self.pipeline.attempt_abandoned_by
+        if abandoned_by and not self.call_id:
+            self.call_id = next(_call_ids)  # it began on the success path, without an id
+        for strategy in abandoned_by:
             strategy.attempt_abandoned(self, self.key)
 
     def failed_with(self, exc: Exception) -> float | None:
