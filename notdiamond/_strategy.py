@@ -27,7 +27,7 @@ class CallView(Protocol):
     """What a strategy may read of the call it is consulted on (the runtime's ``CallState``)."""
 
     @property
-    def call_id(self) -> int: ...  # unique per call, for logs and events
+    def call_id(self) -> int: ...  # unique per call (set before any hook sees the call)
     @property
     def key(self) -> str: ...  # the model key of the current attempt
     @property
