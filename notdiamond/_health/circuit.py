@@ -2,7 +2,9 @@
 
 This module knows nothing about calls, SDK errors or strategies: it is told, on the manager's clock,
 that an attempt was admitted, succeeded, failed (with the server's ``Retry-After``, if any), ended
-with an outcome that says nothing about the model's health, or was abandoned. Its rules:
+with an outcome that says nothing about the model's health, or was abandoned. The rules are
+:class:`BreakerRules`, shared by :class:`Circuit` (counts in this process) and the Redis store's
+breaker (counts shared by processes, ``redis_state.RedisCircuit``). Its rules:
 
 - **Closed.** Every attempt is admitted. It opens on a failure when ``consecutive_failures``
   failures came in a row (ignored outcomes neither break nor extend the run; a success ends it), or
