@@ -7,7 +7,7 @@ through it are in ``_pipeline``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 from ._events import Observer
@@ -60,6 +60,36 @@ class Pipeline:
         self.allow_retry_by = by_hook["allow_retry"]
         self.readmit_by = by_hook["readmit"]
         self.attempt_abandoned_by = by_hook["attempt_abandoned"]
+        # The success path without dispatch, where the one strategy on a hook describes it.
+        #: Keys ``admit`` must be asked about (``None``: every key; see ``FastPath.unsettled``).
+        self.unsettled: Set[str] | None = None
+        #: Per key, what ``attempt_succeeded`` does for a call probing nothing (``None``: dispatch).
+        self.record_success: Mapping[str, Callable[[float], object]] | None = None
+        if len(self.admit_by) == 1:
+            self.unsettled = self.admit_by[0].fast_path().unsettled
+        if len(self.attempt_succeeded_by) == 1:
+            self.record_success = self.attempt_succeeded_by[0].fast_path().succeeded
+        #: ``record_success`` when it is all a success of a call probing nothing needs (no
+        #: observer to tell): the drivers then count it themselves.
+        self.count_success = self.record_success if observer is None else None
+        #: Whether a timed call must read the clock when it starts: its deadline, its observer
+        #: events, hedging and the attempt-start hooks need the start time. Otherwise a call that
+        #: every strategy admits as it is reads the clock only when its attempts end.
+        self.start_clocked = (
+            bool(self.attempt_started_by)
+            or observer is not None
+            or deadline is not None
+            or hedge is not None
+        )
+        #: The keys a call (without a ``notdiamond.deadline`` block) must ask the strategies
+        #: about and read the clock for when it starts; any other key is admitted as it is, and
+        #: the call reads the clock only when its attempts end. ``None``: every call does both.
+        self.asked_about: Set[str] | None = None
+        if not self.start_clocked:
+            if not self.admit_by:
+                self.asked_about = frozenset()
+            elif self.unsettled is not None:
+                self.asked_about = self.unsettled
         #: Whether every call reads the clock (strategies, observers and deadlines need it).
         self.timed = (
             bool(self.strategies)

@@ -62,6 +62,12 @@ class CallState:
         "wait_before",
     )
 
+    deadline: float | None
+    probing: str | None
+    failures: list[FailureRecord]
+    skipped: list[str]
+    retry_state: RetryCallState | None
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -85,28 +91,55 @@ class CallState:
         self.timeout = None if caller_timeout.__class__ is NotGiven else (caller_timeout,)
         self.key = key
         limit = block_deadline.get()
-        # Reading the clock is needed only by strategies, observers and deadlines.
-        self.timed = pipeline.timed or limit is not None
-        # What only failures and timed calls need is set up when first needed (see _track).
+        # What only failures need is set up when first needed (see _track).
         self.tracked = False
-        if self.timed:
-            self._begin(limit)
+        # Reading the clock is needed only by strategies, observers and deadlines.
+        if not (pipeline.timed or limit is not None):
+            self.timed = False
+            return
+        # A timed call starts: its state, its start on the clock, its deadline, its admission.
+        self.timed = True
+        self.attempt = 1
+        self.sent = 0
+        self.clamped = False
+        self.probing = None
+        asked = pipeline.asked_about
+        if limit is None and asked is not None and key not in asked:
+            # The success path: every strategy admits the model as it is, and nothing reads
+            # when the call started. Its id is given if it fails (see _track).
+            self.call_id = 0
+            self.started = self.attempt_started = 0.0
+            self.deadline = None
+            return
+        self.call_id = next(_call_ids)
+        now = self.started = self.attempt_started = pipeline.clock()
+        deadline = pipeline.deadline
+        if limit is not None and (deadline is None or limit < deadline):
+            deadline = limit
+        self.deadline = None if deadline is None else now + deadline
+        unsettled = pipeline.unsettled
+        if pipeline.admit_by and (unsettled is None or key in unsettled):
+            self._admit_first(now)
 
     def _track(self) -> None:
-        """Set up the state that failures, strategies and observers read."""
+        """Set up the state that failures read (and, for a call that is not timed, the rest of
+        what strategies and observers read: a timed call set that up when it began)."""
         self.tracked = True
-        self.attempt = 1
         self.wait_before = 0.0
-        self.failures: list[FailureRecord] = []
-        self.call_id = next(_call_ids)
-        self.started = 0.0
-        self.attempt_started = 0.0
-        self.deadline: float | None = None
-        self.clamped = False
-        self.probing: str | None = None
-        self.skipped: list[str] = []
-        self.sent = 0
-        self.retry_state: RetryCallState | None = None
+        self.failures = []
+        self.skipped = []
+        self.retry_state = None
+        if not self.timed:
+            self.call_id = next(_call_ids)
+            self.attempt = 1
+            self.started = 0.0
+            self.attempt_started = 0.0
+            self.deadline = None
+            self.clamped = False
+            self.probing = None
+            self.sent = 0
+        elif not self.call_id:  # it began on the success path, without an id
+            self.call_id = next(_call_ids)
 
     def branch(self, lane: CallState, key: str) -> None:
         """Make ``lane`` (an uninitialised instance) a parallel line of attempts of this call.
@@ -141,31 +174,28 @@ class CallState:
         lane.retry_state = None
 
     # -- the start of a call -----------------------------------------------------------------
-    def _begin(self, block_limit: float | None) -> None:
-        """A timed call starts: its state, its start on the clock, its deadline, its admission."""
+    def _admit_first(self, now: float) -> None:
+        """The strategies' admission of the call's first model (or of the next one admitted)."""
         self._track()
-        pipeline = self.pipeline
-        now = self.started = self.attempt_started = pipeline.clock()
-        limit = pipeline.deadline
-        if block_limit is not None and (limit is None or block_limit < limit):
-            limit = block_limit
-        if limit is not None:
-            self.deadline = now + limit
-        if pipeline.admit_by:
-            key = self._admitted(self.key, now)
-            if key is None:  # nothing admitted and nothing to probe
-                raise self._time_up_or_unavailable()
-            self.key = key
+        key = self._admitted(self.key, now)
+        if key is None:  # nothing admitted and nothing to probe
+            raise self._time_up_or_unavailable()
+        self.key = key
 
     @property
     def failed(self) -> set[str]:
         """Every model given up on in this call: failed ones and skipped ones."""
+        if not self.tracked:
+            return set()
         return {k for k, _, _ in self.failures}.union(self.skipped)
 
     def _admitted(self, key: str | None, now: float) -> str | None:
         """``key`` if the strategies admit it, else the next admitted model (or a last resort)."""
         pipeline = self.pipeline
+        unsettled = pipeline.unsettled
         while key is not None:
+            if unsettled is not None and key not in unsettled:
+                return key  # admitted as it is (see FastPath.unsettled)
             verdict = "admit"
             for strategy in pipeline.admit_by:
                 verdict = strategy.admit(self, key, now)
@@ -196,7 +226,11 @@ class CallState:
             kwargs["messages"] = [*settings.messages, *self.body.get("messages", ())]
         timeout = settings.timeout if self.timeout is None else self.timeout[0]
         if self.timed:
-            timeout = self._attempt_starts(timeout)
+            if self.sent or self.deadline is not None or self.pipeline.attempt_started_by:
+                timeout = self._attempt_starts(timeout)
+            else:  # the call's first attempt starts when the call did: nothing to cut or tell
+                self.attempt_started = self.started
+                self.sent = 1
         kwargs["timeout"] = timeout
         return kwargs
 
@@ -222,14 +256,25 @@ class CallState:
         pipeline = self.pipeline
         if pipeline.attempt_succeeded_by:
             now = pipeline.clock()
-            for strategy in pipeline.attempt_succeeded_by:
-                strategy.attempt_succeeded(self, self.key, now)
+            record = pipeline.record_success
+            if record is not None and self.probing is None:
+                record[self.key](now)  # what the hook does here (see FastPath.succeeded)
+            else:
+                if not self.call_id:
+                    self.call_id = next(_call_ids)  # it began on the success path, without an id
+                for strategy in pipeline.attempt_succeeded_by:
+                    strategy.attempt_succeeded(self, self.key, now)
         if pipeline.observer is not None:
+            if not self.tracked:
+                self._track()
             self._emit("success", None, None)
 
     def abandoned(self) -> None:
         """The attempt ended by a ``BaseException``: strategies release what it took."""
-        for strategy in self.pipeline.attempt_abandoned_by:
+        abandoned_by = self.pipeline.attempt_abandoned_by
+        if abandoned_by and not self.call_id:
+            self.call_id = next(_call_ids)  # it began on the success path, without an id
+        for strategy in abandoned_by:
             strategy.attempt_abandoned(self, self.key)
 
     def failed_with(self, exc: Exception) -> float | None:
@@ -329,6 +374,8 @@ class CallState:
     def _time_up_or_unavailable(self) -> Exception:
         """No attempt can be sent now: the call's final error if it has failures, else a
         deadline error (time is up) or :class:`ModelsUnavailable` (every model was skipped)."""
+        if not self.tracked:
+            self._track()
         if self.failures:
             return self.final_error()
         if self.deadline is not None:

@@ -90,7 +90,11 @@ def run_sync(call: CallState) -> Any:
             raise
         else:
             if call.timed:
-                call.succeeded()
+                count = pipeline.count_success
+                if count is not None and call.probing is None:
+                    count[call.key](pipeline.clock())  # call.succeeded(), in short
+                else:
+                    call.succeeded()
             if open_blocks[0] and (served := current_record.get()) is not None:
                 served.models.append(call.key)
             return result
@@ -126,7 +130,11 @@ async def run_async(call: CallState) -> Any:
             raise
         else:
             if call.timed:
-                call.succeeded()
+                count = pipeline.count_success
+                if count is not None and call.probing is None:
+                    count[call.key](pipeline.clock())  # call.succeeded(), in short
+                else:
+                    call.succeeded()
             if open_blocks[0] and (served := current_record.get()) is not None:
                 served.models.append(call.key)
             return result

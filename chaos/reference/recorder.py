@@ -161,6 +161,20 @@ class BreakerRecorder:
             ("attempt_abandoned", attempt_abandoned),
         ):
             setattr(strategy, name, hook)
+        # The pipeline counts a success of a call that probes nothing without the hook, through
+        # the strategy's fast path (notdiamond._strategy.FastPath): record those too, in place.
+        fast_path = getattr(strategy, "fast_path", None)
+        succeeded = None if fast_path is None else fast_path().succeeded
+        for key, record in list((succeeded or {}).items()):
+            succeeded[key] = self._recorded_success(key, record)  # type: ignore[index]
+
+    def _recorded_success(self, key: str, record: Callable[[float], Any]) -> Callable[[float], Any]:
+        def recorded(now: float) -> Any:
+            with self._lock:  # not a probe: a ticket of its own never matches the probe's
+                ticket = next(self._numbers)
+            return self._run(Outcome(now, key, ticket, "success"), record, now, answer=False)
+
+        return recorded
 
     def _ticket(self, call_id: int, key: str, *, fresh: bool = False) -> int:
         """The ticket of the call's admission to ``key`` (a new one for each admission)."""

@@ -59,9 +59,8 @@ from .circuit import (
     HALF_OPEN,
     OPEN,
     Admission,
-    CircuitHealth,
+    BreakerRules,
     Reason,
-    State,
     Transition,
     TransitionListener,
 )
@@ -224,11 +223,13 @@ class _CircuitSync:
     lease_id: str
 
 
-class RedisCircuit:
+class RedisCircuit(BreakerRules):
     """The breaker of one model key: local decisions, state shared through the store's worker.
 
-    Same rules and same methods as :class:`notdiamond._health.circuit.Circuit` (the in-process
-    one). Thread-safe; the success path of a closed breaker takes no lock and does no I/O.
+    The rules are :class:`notdiamond._health.circuit.BreakerRules` (the in-process ``Circuit``'s);
+    this class adds where the counts come from (this process's outcomes plus the shared window as
+    last read) and what a transition publishes. Thread-safe; the success path of a closed breaker
+    takes no lock and does no I/O.
     """
 
     def __init__(
@@ -240,16 +241,20 @@ class RedisCircuit:
         retry_after_cap: float,
         on_transition: TransitionListener | None,
     ) -> None:
+        self._setup(
+            key,
+            consecutive_failures=options.consecutive_failures,
+            failure_ratio=options.failure_ratio,
+            minimum_calls=options.minimum_calls,
+            window=options.window,
+            break_duration=options.break_duration,
+            max_break_duration=options.max_break_duration,
+            retry_after_cap=retry_after_cap,
+            probe_lease=store.probe_lease,
+            on_transition=on_transition,
+            not_closed=store.not_closed,
+        )
         self.store = store
-        self.key = key
-        self.consecutive_failures = options.consecutive_failures
-        self.failure_ratio = options.failure_ratio
-        self.minimum_calls = options.minimum_calls
-        self.window = options.window
-        self.break_duration = options.break_duration
-        self.max_break_duration = options.max_break_duration
-        self.retry_after_cap = retry_after_cap
-        self.on_transition = on_transition
         base = f"{store.prefix}cb:{key}"
         #: state record, break (TTL = time left), probe lease, window buckets, run, epoch marker
         self.redis_keys = (
@@ -260,24 +265,15 @@ class RedisCircuit:
             f"{base}:run",
             f"{store.prefix}epoch",
         )
-        self._lock = threading.Lock()
-        self.state: State = CLOSED
-        self.until = 0.0
-        self._next_break = self.break_duration
-        # Outcomes not yet flushed (end times), and the run of failures since the last flush.
-        self._ok: deque[float] = deque()
-        self._bad: deque[float] = deque()
+        # Outcomes not yet flushed are the rules' ``_ok``/``_bad`` (end times); the run of
+        # failures since the last flush, and whether a success reset the shared run meanwhile.
         self._run_pending = 0
         self._run_reset = False
         # The shared window as last read (it includes what this process flushed).
         self._shared_ok = 0
         self._shared_bad = 0
         self._shared_run = 0
-        self._prune_at = 256
-        # The probe in flight from this process (local token) and the shared lease.
-        self._tokens = 0
-        self._lease_token = 0
-        self._lease_until = -math.inf
+        # The shared lease of the probe (the local token and its lease are the rules').
         self._lease_granted = False  # the shared lease is ours and no call took it yet
         self._granted_at = 0.0
         self._lease_held = False  # the shared lease is ours (granted or in use)
@@ -287,9 +283,8 @@ class RedisCircuit:
         self._release_lease = False
         self._intent = ""  # "open" / "close": to publish
         self._gen = 0
-        self._last_opened: Transition | None = None
 
-    # -- admission -----------------------------------------------------------------------------
+    # -- admission and outcomes (the rules, plus starting the worker) --------------------------
 
     def is_closed(self) -> bool:
         if self.store._worker_idle:
@@ -299,62 +294,12 @@ class RedisCircuit:
     def admit(self, now: float) -> tuple[Admission, int]:
         if self.store._worker_idle:
             self.store._start_worker()
-        if self.state is CLOSED:
-            return "admit", 0
-        changed: Transition | None = None
-        wake = False
-        with self._lock:
-            if self.state is CLOSED:
-                return "admit", 0
-            if self.state is OPEN:
-                if now < self.until:
-                    return "skip", 0
-                self.state = HALF_OPEN
-                changed = Transition(self.key, OPEN, HALF_OPEN, now, "break_ended")
-            if self._lease_token and now < self._lease_until:
-                decision: tuple[Admission, int] = ("skip", 0)
-            elif self._lease_granted or not self.store.connected:
-                self._lease_granted = False
-                decision = ("probe", self._take_lease(now))
-            else:
-                decision = ("skip", 0)
-                if not self._want_lease:
-                    # Ask at once, but after a refusal only at the regular syncs: no round trip
-                    # per admission while another process holds the lease.
-                    self._want_lease = True
-                    wake = time.monotonic() - self._refused_at >= self.store.sync_interval
-        self._report(changed)
-        if wake:
-            self.store._wake()
-        return decision
-
-    def force_probe(self, now: float) -> int:
-        changed: Transition | None = None
-        with self._lock:
-            if self.state is CLOSED:
-                return 0
-            if self.state is OPEN:
-                self.state = HALF_OPEN
-                changed = Transition(self.key, OPEN, HALF_OPEN, now, "last_resort")
-            self._lease_granted = False
-            token = self._take_lease(now)
-        self._report(changed)
-        return token
-
-    # -- outcomes ------------------------------------------------------------------------------
+        return super().admit(now)
 
     def success(self, now: float, token: int = 0) -> None:
-        if token:
-            changed: Transition | None = None
-            with self._lock:
-                if token == self._lease_token:
-                    changed = Transition(self.key, HALF_OPEN, CLOSED, now, "probe_succeeded")
-                    self._close()
-                    self._intent = "close"
-            if changed is not None:
-                self._report(changed)
-                self.store._wake()
-                return
+        if token and self._probe_succeeded(now, token) is not None:
+            self._published()
+            return
         if self.store._worker_idle:  # e.g. a redis.asyncio client: its first call in a loop
             self.store._start_worker()
         if self.state is CLOSED:
@@ -369,74 +314,7 @@ class RedisCircuit:
     def failure(self, now: float, retry_after: float | None = None, token: int = 0) -> None:
         if self.store._worker_idle:
             self.store._start_worker()
-        server_break = (
-            retry_after if retry_after is not None and retry_after > self.retry_after_cap else None
-        )
-        changed: Transition | None = None
-        with self._lock:
-            state = self.state
-            if token and token == self._lease_token:
-                changed = self._open(now, "probe_failed", server_break, 0, 0, 0)
-            elif state is CLOSED:
-                self._run_pending += 1
-                self._bad.append(now)
-                self._prune(now)
-                failures = self._shared_bad + len(self._bad)
-                calls = failures + self._shared_ok + len(self._ok)
-                run = self._run_pending + (0 if self._run_reset else self._shared_run)
-                reason: Reason | None = None
-                if run >= self.consecutive_failures:
-                    reason = "consecutive_failures"
-                elif calls >= self.minimum_calls and failures / calls >= self.failure_ratio:
-                    reason = "failure_ratio"
-                elif server_break is not None:
-                    reason = "retry_after"
-                if reason is not None:
-                    changed = self._open(now, reason, server_break, failures, calls, run)
-            elif server_break is not None and (
-                state is HALF_OPEN or now + server_break > self.until
-            ):
-                changed = self._open(now, "retry_after", server_break, 0, 0, 0)
-        if changed is not None:
-            self._report(changed)
-            self.store._wake()
-
-    def release(self, token: int) -> None:
-        if not token:
-            return
-        wake = False
-        with self._lock:
-            if token == self._lease_token:
-                self._lease_token = 0
-                self._lease_until = -math.inf
-                if self._lease_held:
-                    self._release_lease = wake = True
-        if wake:
-            self.store._wake()
-
-    # -- inspection ----------------------------------------------------------------------------
-
-    def health(self, now: float) -> CircuitHealth:
-        with self._lock:
-            self._prune(now)
-            state = self.state
-            if state is OPEN and now >= self.until:
-                state = HALF_OPEN
-            closed = state is CLOSED
-            failures = self._shared_bad + len(self._bad)
-            return CircuitHealth(
-                key=self.key,
-                state=state,
-                until=None if closed else self.until,
-                consecutive=(self._run_pending + (0 if self._run_reset else self._shared_run))
-                if closed
-                else 0,
-                failures=failures if closed else 0,
-                calls=failures + self._shared_ok + len(self._ok) if closed else 0,
-                next_break=self._next_break,
-                probe_in_flight=bool(self._lease_token) and now < self._lease_until,
-                last_opened=self._last_opened,
-            )
+        super().failure(now, retry_after, token)
 
     # -- the worker's side ---------------------------------------------------------------------
 
@@ -465,7 +343,7 @@ class RedisCircuit:
                 run=self._run_pending,
                 intent=self._intent,
                 duration_ms=_ms(remaining) if self._intent == "open" else 0,
-                next_ms=_ms(self._next_break),
+                next_ms=_ms(self._break),
                 opened=opened,
                 lease_op=lease_op,
                 lease_id=self._lease_id,
@@ -530,7 +408,7 @@ class RedisCircuit:
             remaining = int(answer[2])
             if exists:
                 self._shared_ok = self._shared_bad = self._shared_run = 0
-                self._next_break = float(_text(answer[4]) or 0) / 1000.0 or self._next_break
+                self._break = float(_text(answer[4]) or 0) / 1000.0 or self._break
                 until = now + max(remaining, 0) / 1000.0
                 if self.state is CLOSED or (self.state is HALF_OPEN and remaining > 0):
                     changed = self._adopt_open(answer, now, until)
@@ -560,12 +438,65 @@ class RedisCircuit:
         self._lease_granted = self._lease_held = False
         self._want_lease = self._release_lease = False
 
+    # -- what the rules ask of this store (lock held) -----------------------------------------
+
+    def _count_failure(self, now: float) -> tuple[int, int, int]:
+        self._run_pending += 1
+        self._bad.append(now)
+        self._prune(now)
+        failures = self._shared_bad + len(self._bad)
+        calls = failures + self._shared_ok + len(self._ok)
+        return failures, calls, self._run_pending + (0 if self._run_reset else self._shared_run)
+
+    def _counts(self) -> tuple[int, int, int]:
+        failures = self._shared_bad + len(self._bad)
+        run = self._run_pending + (0 if self._run_reset else self._shared_run)
+        return run, failures, failures + self._shared_ok + len(self._ok)
+
+    def _grant(self, now: float) -> tuple[tuple[Admission, int], bool]:
+        if self._lease_granted or not self.store.connected:
+            return ("probe", self._take_lease(now)), False
+        wake = False
+        if not self._want_lease:
+            # Ask at once, but after a refusal only at the regular syncs: no round trip per
+            # admission while another process holds the lease.
+            self._want_lease = True
+            wake = time.monotonic() - self._refused_at >= self.store.sync_interval
+        return ("skip", 0), wake
+
+    def _take_lease(self, now: float) -> int:
+        self._lease_granted = False  # a granted shared lease is taken by this probe
+        return super()._take_lease(now)
+
+    def _opened(self) -> None:
+        self._lease_granted = False
+        self._lease_held = False  # the open script deletes the lease
+        self._intent = "open"
+        self._gen += 1
+
+    def _closed(self) -> None:
+        self._lease_granted = self._lease_held = False
+        self._gen += 1
+
+    def _closed_by_probe(self) -> None:
+        self._intent = "close"
+
+    def _lease_freed(self) -> bool:
+        if self._lease_held:
+            self._release_lease = True
+        return self._lease_held
+
+    def _published(self) -> None:  # no lock held
+        self.store._wake()
+
     # -- internals (lock held) -----------------------------------------------------------------
 
     def _adopt_open(self, answer: Sequence[Any], now: float, until: float) -> Transition:
+        """Another process opened it (read from Redis): open here too, with its figures."""
         reason_text = _text(answer[5])
         reason = cast(Reason, reason_text if reason_text in _REASONS else "consecutive_failures")
         before = self.state
+        self.not_closed.add(self.key)  # before the state (see BreakerRules)
         self.state = OPEN
         self.until = until
         self._lease_token = 0
@@ -588,67 +519,6 @@ class RedisCircuit:
         self._last_opened = opened
         return opened
 
-    def _take_lease(self, now: float) -> int:
-        self._tokens += 1
-        self._lease_token = self._tokens
-        self._lease_until = now + self.store.probe_lease
-        return self._tokens
-
-    def _open(
-        self,
-        now: float,
-        reason: Reason,
-        server_break: float | None,
-        failures: int,
-        calls: int,
-        consecutive: int,
-    ) -> Transition:
-        duration = 0.0
-        if reason != "retry_after":
-            duration = self._next_break
-            self._next_break = min(self._next_break * 2.0, self.max_break_duration)
-        if server_break is not None:
-            duration = max(duration, server_break)
-        before = self.state
-        until = now + duration
-        if before is OPEN:
-            until = max(until, self.until)
-            duration = until - now
-        self.state = OPEN
-        self.until = until
-        self._lease_token = 0
-        self._lease_until = -math.inf
-        self._lease_granted = False
-        if self._lease_held:
-            self._lease_held = False  # the open script deletes the lease
-        self._clear_counts()
-        self._intent = "open"
-        self._gen += 1
-        opened = Transition(
-            self.key,
-            before,
-            OPEN,
-            now,
-            reason,
-            until=until,
-            break_duration=duration,
-            failures=failures,
-            calls=calls,
-            consecutive=consecutive,
-            retry_after=server_break,
-        )
-        self._last_opened = opened
-        return opened
-
-    def _close(self) -> None:
-        self.state = CLOSED
-        self._next_break = self.break_duration
-        self._lease_token = 0
-        self._lease_until = -math.inf
-        self._lease_granted = self._lease_held = False
-        self._clear_counts()
-        self._gen += 1
-
     def _clear_counts(self) -> None:
         self._ok.clear()
         self._bad.clear()
@@ -661,15 +531,7 @@ class RedisCircuit:
         if self.store.connected:
             self._prune_at = max(256, 2 * len(self._ok))
             return  # the worker drains them
-        cutoff = now - self.window
-        for times in (self._ok, self._bad):
-            while times and times[0] <= cutoff:
-                times.popleft()
-        self._prune_at = max(256, 2 * len(self._ok))
-
-    def _report(self, changed: Transition | None) -> None:
-        if changed is not None and self.on_transition is not None:
-            self.on_transition(changed)
+        super()._prune(now)
 
 
 # -- the retry budget of one model key -----------------------------------------------------------
@@ -845,6 +707,8 @@ class RedisState:
         self._lost = False
         self._circuits: dict[str, RedisCircuit] = {}
         self._budgets: dict[str, RedisBudget] = {}
+        #: The keys whose breaker is not closed in this process (kept by the breakers).
+        self.not_closed: set[str] = set()
         self._registry_lock = threading.Lock()
         self._worker_idle = True
         self._stopping = False

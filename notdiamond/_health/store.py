@@ -7,6 +7,9 @@ the same methods (:class:`CircuitPort`, :class:`BudgetPort`). The contract such 
 
 - no I/O and no lock on the success path of a closed breaker (``is_closed``, ``success``), nor on
   ``first_attempt``: count locally and flush in batches;
+- optionally, a ``not_closed`` attribute: one set, shared by the store's breakers, holding the key
+  of every breaker that is not closed (added before the state leaves closed, removed after it is
+  closed again). With it, admitting a call to a closed breaker costs no call at all;
 - transitions (open, half-open, closed) made at once and reported to ``on_transition``;
 - one probe at a time per model across everything that shares the store (a lease that expires);
 - times given in the caller's own clock (``now``); a shared store keeps durations, not instants;
@@ -101,6 +104,8 @@ class InProcessStore:
     def __init__(self) -> None:
         self._circuits: dict[str, Circuit] = {}
         self._budgets: dict[str, BudgetState] = {}
+        #: The keys whose breaker is not closed (kept by the breakers; see ``Circuit``).
+        self.not_closed: set[str] = set()
 
     def circuit(
         self,
@@ -122,6 +127,7 @@ class InProcessStore:
                 max_break_duration=options.max_break_duration,
                 retry_after_cap=retry_after_cap,
                 on_transition=on_transition,
+                not_closed=self.not_closed,
             )
         return found
 

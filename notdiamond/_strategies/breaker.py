@@ -29,7 +29,7 @@ import openai
 from notdiamond._health.circuit import CircuitHealth, Transition
 from notdiamond._health.store import CircuitPort, HealthStore, InProcessStore
 from notdiamond._policy import is_transient, retry_after_seconds
-from notdiamond._strategy import Admission, CallView, Strategy
+from notdiamond._strategy import Admission, CallView, FastPath, Strategy
 
 from . import _checks
 
@@ -129,6 +129,21 @@ class CircuitBreakerStrategy(Strategy):
         }
         #: The probe token of each call that is probing a model now (rare: half-open only).
         self._probes: dict[tuple[int, str], int] = {}
+        #: What ``attempt_succeeded`` does for a call that probes nothing (see ``fast_path``).
+        self.record_success: dict[str, Callable[[float], object]] = {
+            key: circuit.success for key, circuit in self.circuits.items()
+        }
+
+    def fast_path(self) -> FastPath:
+        """A closed breaker admits without a word, and a success on it is just counted.
+
+        ``unsettled`` is the set of keys whose breaker is not closed, kept by the circuits
+        themselves when they all share one (the in-process and Redis stores do).
+        """
+        boards = [getattr(circuit, "not_closed", None) for circuit in self.circuits.values()]
+        board = boards[0] if boards else None
+        shared = isinstance(board, set) and all(b is board for b in boards)
+        return FastPath(unsettled=board if shared else None, succeeded=self.record_success)
 
     # -- hooks ---------------------------------------------------------------------------------
 
