@@ -91,11 +91,13 @@ class CallTrace:
         return self.raw.http
 
     def requests(self, model: str) -> int:
-        """HTTP requests the fake provider of ``model`` (``"<provider>/<model>"``) received."""
-        return sum(1 for record in self.http if record.key == model)
+        """HTTP requests the fake provider of ``model`` (``"<provider>/<model>"``) received,
+        including those its client cancelled before the answer (e.g. a hedge's loser)."""
+        return self.requests_per_model().get(model, 0)
 
     def requests_per_model(self) -> dict[str, int]:
-        return dict(Counter(record.key for record in self.http))
+        """HTTP requests each model received (answered or cancelled by the client)."""
+        return dict(Counter(record.key for record in [*self.http, *self.raw.cancelled]))
 
     def attempts_per_model(self) -> dict[str, int]:
         """Attempts per model as the runtime reported them."""

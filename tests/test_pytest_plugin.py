@@ -194,6 +194,34 @@ def test_async_clients_run_on_the_same_virtual_clock() -> None:
     chaos.trace.assert_all_succeeded()
 
 
+def test_a_hedges_cancelled_loser_counts_as_a_request_its_model_received() -> None:
+    with Chaos.active() as chaos:
+        fake = chaos.providers(
+            {"openai/gpt-4o": {"latency": 5.0}, "azure/gpt-4o": {"latency": 0.8}}
+        )
+
+        async def main() -> None:
+            async with notdiamond.init(
+                [fake.async_openai, fake.async_azure],
+                models=["openai/gpt-4o", "azure/gpt-4o"],
+                hedge=notdiamond.Hedge(delay=1.0),
+                async_mode=True,
+            ):
+                for _ in range(3):
+                    await chaos.acall(
+                        fake.async_openai.chat.completions.create,
+                        model="notdiamond",
+                        messages=MESSAGES,
+                    )
+                    chaos.sleep(10.0)
+
+        chaos.run(main())
+    # OpenAI is slow: after 1 s the hedge asks Azure, which answers 0.8 s later
+    assert [call.seconds for call in chaos.trace.calls] == [pytest.approx(1.8)] * 3
+    assert chaos.trace.answered_by() == {"azure/gpt-4o": 3}
+    assert chaos.trace.requests_per_model() == {"openai/gpt-4o": 3, "azure/gpt-4o": 3}
+
+
 def test_an_explicit_clock_and_observer_of_the_application_are_kept() -> None:
     seen: list[notdiamond.AttemptEvent] = []
     with Chaos.active() as chaos:
