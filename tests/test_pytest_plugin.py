@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -368,3 +369,39 @@ assert module._harness().__name__ == "chaos.testing", module._harness().__name__
         env=env,
         cwd=ROOT,
     )
+
+
+@pytest.fixture
+def support_bot(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The example application importable here; forgotten afterwards (pytester runs import it
+    from their own copy)."""
+    monkeypatch.syspath_prepend(str(EXAMPLE.parent))
+    yield
+    for name in [m for m in sys.modules if m.partition(".")[0] == "support_bot"]:
+        del sys.modules[name]
+
+
+@pytest.mark.usefixtures("support_bot")
+def test_without_the_breaker_the_examples_request_bound_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The example's ``assert_requests_at_most("openai/gpt-4o", 10)`` holds because of the breaker."""
+    from support_bot import llm
+    from support_bot.app import answer
+
+    real_init = notdiamond.init
+
+    def without_breaker(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return real_init(*args, **{**kwargs, "circuit_breaker": None})
+
+    monkeypatch.setattr(llm.notdiamond, "init", without_breaker)
+    with Chaos.active() as chaos:
+        fake = chaos.providers({**OUTAGE, "azure/gpt-4o": {"latency": 0.8}})
+        with llm.make_resilient(fake.openai, fake.azure):
+            while chaos.now() < 600:
+                chaos.call(answer, fake.openai, "Where is my parcel?")
+                chaos.sleep(5)
+    chaos.trace.assert_all_succeeded()
+    assert chaos.trace.requests("openai/gpt-4o") > 100
+    with pytest.raises(AssertionError, match="more than 10"):
+        chaos.trace.assert_requests_at_most("openai/gpt-4o", 10)
