@@ -299,13 +299,11 @@ class Chaos:
         """
         loop = _ClockLoop(self.clock)
         self._loop = loop
-        try:
-            asyncio.set_event_loop(loop)
+        try:  # (not made the thread's current loop: a test's own loop setup stays as it was)
             result = loop.run_until_complete(coro)
             loop.run_until_complete(loop.shutdown_asyncgens())
             return result
         finally:
-            asyncio.set_event_loop(None)
             self._loop = None
             loop.close()
 
