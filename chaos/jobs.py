@@ -213,10 +213,10 @@ def plot_extract(scenario: Scenario, trace: Trace, view: RunView) -> dict[str, A
     pairs = view.wait_pairs()
     # the model of each gap, in wait_pairs' order: retries per model, for the waits plot
     keys = [a.key for recs in view.http.values() for a, _ in itertools.pairwise(recs)]
-    waits_by_model: dict[str, list[tuple[float, float]]] = {}
-    for key, (e, o, _, kind, _, _) in zip(keys, pairs, strict=True):
+    waits_by_model: dict[str, list[tuple[float, float, float]]] = {}
+    for key, (e, o, _, kind, low, _) in zip(keys, pairs, strict=True):
         if kind == "retry":
-            waits_by_model.setdefault(key, []).append((e, o))
+            waits_by_model.setdefault(key, []).append((e, o, low))
     for key, waits in waits_by_model.items():
         if len(waits) > 3000:
             waits_by_model[key] = rng.sample(waits, 3000)
