@@ -209,14 +209,23 @@ def _idle_estimate(s: Summary) -> str:
 
 
 def section_glance(s: Summary) -> list[str]:
-    """One line per scenario: what the runtime did to its callers, and whether its checks passed."""
+    """One line per scenario: what the runtime did to its callers, and whether its checks passed;
+    with the plain SDK on the same faults beside it when the run has that baseline."""
+    with_plain = any(_plain(r) for r in s.main)
+    head = (
+        "| scenario | calls | success | p50 s | p99 s | HTTP requests / call | waiting s / call |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
+    if with_plain:
+        head += " plain SDK: success | plain SDK: p99 s |"
+        rule += "---:|---:|"
     L = [
         "## At a glance",
         "",
         "Per scenario (virtual seconds; a call's time runs from its first request to its outcome):",
         "",
-        "| scenario | calls | success | p50 s | p99 s | HTTP requests / call | waiting s / call | checks |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        head + " checks |",
+        rule + "---|",
     ]
     for r in s.main:
         g = r.plot.get("glance")
@@ -224,14 +233,39 @@ def section_glance(s: Summary) -> list[str]:
         verdict = (
             "all passed" if passed == len(r.checks) else f"**{len(r.checks) - passed} failed**"
         )
+        plain = _plain(r)
+        extra = ""
+        if with_plain:
+            extra = f" {plain[0]:.2%} | {plain[1]:.2f} |" if plain else " | |"
         if not g:
-            L.append(f"| {r.scenario} | {r.n:,} | | | | | | {verdict} |")
+            L.append(f"| {r.scenario} | {r.n:,} | | | | | |{extra} {verdict} |")
             continue
         L.append(
             f"| {r.scenario} | {g['calls']:,} | {g['success']:.2%} | {g['p50_s']:.2f} | "
-            f"{g['p99_s']:.2f} | {g['http_per_call']:.2f} | {g['wait_per_call_s']:.2f} | {verdict} |"
+            f"{g['p99_s']:.2f} | {g['http_per_call']:.2f} | {g['wait_per_call_s']:.2f} |"
+            f"{extra} {verdict} |"
         )
+    if with_plain:
+        most = max(int((r.plot.get("baseline") or {}).get("calls", 0)) for r in s.main)
+        L += [
+            "",
+            "Plain SDK: the same faults met without notdiamond, by a client of the configuration's "
+            "main model with the SDK's own retries and the scenario's timeout, over the run's "
+            f"first calls (at most {most:,}; `chaos/baseline.py`, `outcomes.png`).",
+        ]
     return [*L, ""]
+
+
+def _plain(r: JobResult) -> tuple[float, float] | None:
+    """(success rate, p99 of time to outcome) of the plain-SDK baseline, if the run has one."""
+    import numpy as np
+
+    b = r.plot.get("baseline") or {}
+    calls = b.get("plain_sdk")
+    if not calls:
+        return None
+    ok = sum(1 for _, good in calls if good) / len(calls)
+    return ok, float(np.percentile([t for t, _ in calls], 99))
 
 
 def section_failures(s: Summary) -> list[str]:

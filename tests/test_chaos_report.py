@@ -126,3 +126,22 @@ def test_plots_name_every_model_and_draw_both_series(
     wait_titles = [ax.get_title() for ax in figures["waits.png"].axes if ax.get_title()]
     assert any(t.startswith("openai/gpt-4o:") for t in wait_titles)
     assert {t.split(":")[0] for t in wait_titles if "/" in t.split(":")[0]} <= models
+
+
+def test_summary_opens_with_the_glance_table_and_the_plain_sdk_beside_it(
+    results: list[JobResult], tmp_path: Path
+) -> None:
+    from chaos.report import Summary, section_glance
+
+    scenarios = {r.scenario: _scenario(r.scenario) for r in results}
+    lines = section_glance(Summary(results, scenarios, {}, []))
+    assert lines[0] == "## At a glance"
+    header = next(line for line in lines if line.startswith("| scenario |"))
+    for column in ("success", "p50 s", "p99 s", "HTTP requests / call", "waiting s / call"):
+        assert f"| {column} |" in header
+    assert "| plain SDK: success | plain SDK: p99 s | checks |" in header
+    row = next(line for line in lines if line.startswith("| outage-primary |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "100.00%"  # notdiamond
+    assert float(cells[7].rstrip("%")) < 80  # the plain SDK, same faults
+    assert cells[-1] == "all passed"
