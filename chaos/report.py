@@ -88,6 +88,7 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
                 "http_requests": r.http_requests,
                 "max_in_flight": r.max_in_flight,
                 "error": r.error,
+                **_outcome_json(r),
             }
             for r in results
         ],
@@ -96,6 +97,26 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
     text = json.dumps(_sanitize(data), indent=2, default=_json_default, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return data
+
+
+def _outcome_json(r: JobResult) -> dict[str, Any]:
+    """What the run did to its callers (the at-a-glance numbers) and, when the run has the
+    baseline, what the plain SDK did on the same faults."""
+    out: dict[str, Any] = {}
+    if r.plot.get("glance"):
+        out["glance"] = r.plot["glance"]
+    plain = _plain(r)
+    if plain is not None:
+        b = r.plot["baseline"]
+        out["plain_sdk"] = {
+            "model": b["plain_model"],
+            "max_retries": b["plain_max_retries"],
+            "timeout": b["plain_timeout"],
+            "calls": b["calls"],
+            "success": plain[0],
+            "p99_s": plain[1],
+        }
+    return out
 
 
 def _json_default(o: Any) -> Any:

@@ -145,3 +145,20 @@ def test_summary_opens_with_the_glance_table_and_the_plain_sdk_beside_it(
     assert cells[2] == "100.00%"  # notdiamond
     assert float(cells[7].rstrip("%")) < 80  # the plain SDK, same faults
     assert cells[-1] == "all passed"
+
+
+def test_results_json_carries_what_callers_got_with_and_without_the_library(
+    results: list[JobResult], tmp_path: Path
+) -> None:
+    import json
+
+    from chaos.report import write_json
+
+    write_json(tmp_path / "results.json", results, {})
+    jobs = {j["label"]: j for j in json.loads((tmp_path / "results.json").read_text())["jobs"]}
+    outage = jobs["outage-primary"]
+    assert outage["glance"]["success"] == 1.0
+    assert outage["plain_sdk"]["model"] == "openai/gpt-4o"
+    assert outage["plain_sdk"]["max_retries"] == 2
+    assert outage["plain_sdk"]["calls"] == 150
+    assert outage["plain_sdk"]["success"] < 0.8
