@@ -171,6 +171,8 @@ def plot_outcomes(
 ) -> str | None:
     """Per scenario, the share of calls still without an answer after t seconds: notdiamond
     against the plain SDK on the same faults."""
+    from matplotlib.ticker import FuncFormatter
+
     panels = [(r, b) for r in results if (b := _baseline(r)) is not None]
     if not panels:
         return None
@@ -187,11 +189,13 @@ def plot_outcomes(
             ok, failed, p50, p99 = _series(calls)
             xs, ys = _ecdf(ok) if ok else ([], [])
             answered = len(ok) / len(calls)
-            # still waiting at t = 1 - (share answered by t), down to the floor, then level on
-            waiting = [max(1 - y * answered, floor) for y in ys]
+            # still waiting at t = 1 - (share answered by t); where some never got an answer the
+            # line levels off at their share, where all did it drops off the bottom of the axis
+            waiting = [max(1 - y * answered, floor / 10) for y in ys]
+            tail = [] if failed == 0 else [1e9]
             ax.step(
-                [0.0, *xs, 1e9],
-                [1.0, *waiting, waiting[-1] if waiting else 1.0],
+                [0.0, *xs, *tail],
+                [1.0, *waiting, *([waiting[-1] if waiting else 1.0] if tail else [])],
                 where="post",
                 color=colour,
                 linewidth=1.5,
@@ -199,6 +203,7 @@ def plot_outcomes(
             )
             right = max(right, p99 * 1.15)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
         ax.set_ylim(floor * 0.8, 1.6)
         ax.set_xlim(0, right)
         ax.set_title(f"{r.scenario} (first {n:,} calls)", fontsize=9)
@@ -206,7 +211,7 @@ def plot_outcomes(
         ax.set_ylabel("share of calls still without an answer", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.suptitle(
         "What callers got: notdiamond against the plain OpenAI SDK on the same faults "
         f"(the SDK's own retries, max_retries={panels[0][1]['plain_max_retries']}, and the "
