@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick]``: run every benchmark and write the report.
 
-1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput);
+1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput,
+   the success-path cost of ``RedisState`` on a server it starts);
 2. every scenario against every contender in virtual time (the original SDK in its own venv), and
    LiteLLM's Router in real time over loopback sockets (its own venv; full runs only);
 3. ``summary.md``, ``results.json`` and ``comparison.png`` in ``reports/bench/`` (``--quick``:
@@ -61,12 +62,14 @@ PYTEST_ENV: Final = {
         "BENCH_HOOK_ROUNDS": "20000",
         "BENCH_THROUGHPUT_REQUESTS": "400",
         "BENCH_PAIRED_ROUNDS": "600",
+        "BENCH_STATE_ROUNDS": "4000",
     },
     "quick": {
         "BENCH_HOOK_ROUNDS": "2000",
         "BENCH_THROUGHPUT_REQUESTS": "100",
         "BENCH_PAIRED_ROUNDS": "40",
         "BENCH_STREAM_CHUNKS": "1000",
+        "BENCH_STATE_ROUNDS": "300",
     },
 }
 REQUESTS: Final = {"full": 2000, "quick": 300}
@@ -105,6 +108,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def require_redis_server() -> None:
+    """The RedisState benchmark (``test_state.py``) starts a real server: fail at once, naming the
+    fixes, when there is no server binary (never a silent skip)."""
+    from tests.redis_server import find_server_binary
+
+    try:
+        find_server_binary()
+    except RuntimeError as exc:
+        raise SystemExit(f"benchmarks: the RedisState benchmark needs a server: {exc}") from None
+
+
 def run_pytest_benchmarks(mode: str, raw_json: Path) -> list[dict[str, Any]]:
     command = [
         sys.executable,
@@ -113,6 +127,7 @@ def run_pytest_benchmarks(mode: str, raw_json: Path) -> list[dict[str, Any]]:
         str(BENCH_DIR / "test_overhead.py"),
         str(BENCH_DIR / "test_decisions.py"),
         str(BENCH_DIR / "test_streaming.py"),
+        str(BENCH_DIR / "test_state.py"),
         "-q",
         "-p",
         "no:cacheprovider",
@@ -197,8 +212,9 @@ def scenario_setup(workload: Workload, litellm_requests: int) -> str:
         f"every {workload.interarrival:g} s, each against the in-process fake provider (healthy latency "
         "0.5 s, log-normal). Every contender gets the same two clients built with SDK defaults "
         f"(`max_retries=2`) and a {TIMEOUT:g} s timeout. Resilient contenders: models "
-        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`; the recommended row adds "
-        f"`{recommended_options()}`. The plain SDK and the "
+        f"`{MODELS}`, `max_retries={MAX_RETRIES}`, `backoff={BACKOFF:g}`; the recommended row instead "
+        f"`{recommended_options()}` (its reasons: the README's *Recommended for production*). "
+        "The plain SDK and the "
         "tenacity loop (the OpenAI cookbook recipe: `wait_random_exponential(min=1, max=60)`, "
         "`stop_after_attempt(6)`) use the primary only. Latency: call to result or error, failures "
         "included. Waiting: seconds in `time.sleep` (backoff, Retry-After) per request.\n\n"
@@ -253,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     load_at_start = _load_average()
+    require_redis_server()
     benchmarks = run_pytest_benchmarks(mode, scratch / f"pytest-benchmark-{mode}.json")
     # LiteLLM first, alone: it runs in real time, so it must not share the CPUs with the rest.
     litellm_skip = (
@@ -285,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario_results = {
         name: {
             "title": ALL_SCENARIOS[name].title,
+            "healthy_model": ALL_SCENARIOS[name].has_healthy_model,
             "contenders": {c: report.scenario_stats(r) for c, r in by_contender.items()},
         }
         for name, by_contender in runs.items()
@@ -323,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_goal_us": report.OVERHEAD_GOAL_US,
         "overhead": overhead,
         "paired": paired,
+        "state": report.state_rows(benchmarks),
         "overhead_median_us": metrics,
         "baseline": baseline_section,
         "hook_profile": profile_hook.where_time_goes(),

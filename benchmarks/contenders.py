@@ -8,6 +8,7 @@ logical request; see ``scenarios.py`` for the faults they meet.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -53,13 +54,7 @@ def this_library(
     primary: openai.OpenAI, secondary: openai.AzureOpenAI, clock: VirtualClock
 ) -> Iterator[Callable[[], object]]:
     """``notdiamond.init`` over both clients: 3 attempts per model, backoff 2, then fall back."""
-    with notdiamond.init(
-        [primary, secondary],
-        models=MODELS,
-        max_retries=MAX_RETRIES,
-        timeout=TIMEOUT,
-        backoff=BACKOFF,
-    ):
+    with notdiamond.init([primary, secondary], models=MODELS, **default_options()):
 
         def call() -> object:
             return primary.chat.completions.create(model="notdiamond", messages=MESSAGES)  # type: ignore[arg-type]
@@ -67,9 +62,27 @@ def this_library(
         yield call
 
 
-#: Whole-call deadline of the recommended settings: two full attempts of the primary (10 s
-#: timeout each) with the 2 s wait between them, and a fallback's answer, fit; the 4 s wait before
-#: a third attempt does not (the call falls back instead of waiting).
+#: Attempts per model in the recommended settings: one retry, then the fallback. A third attempt
+#: on a model that failed twice costs a whole timeout when the model is slow (10 s here), which the
+#: fallback answers in 0.5 s; and three attempts of 10 s do not fit a deadline that beats the plain
+#: SDK's slow-provider tail (its three attempts end near 31 s). Two models x two attempts still
+#: retry more than the SDK's three requests to one provider.
+RECOMMENDED_MAX_RETRIES: Final = 2
+
+#: Backoff of the recommended settings: the wait before a model's second attempt is ``backoff ** 1``
+#: = 0.5 s, the OpenAI SDK's own first wait (0.5 s doubling, each wait cut by up to 25%). The seed's
+#: ``backoff=2`` waits 2 s then 4 s: under flaky 5xx that tail (p99 6.7 s) is three times the SDK's
+#: (2.0 s). With the breaker on, a long backoff is no longer what protects a failing provider: the
+#: breaker stops the traffic to a model that keeps failing.
+RECOMMENDED_BACKOFF: Final = 0.5
+
+#: Jitter of the recommended settings: each wait shortened by up to 25% at random, as the SDK does,
+#: so callers that failed together do not retry together.
+RECOMMENDED_JITTER: Final = 0.25
+
+#: Whole-call deadline of the recommended settings: two full attempts of the primary (10 s timeout
+#: each) with the 0.5 s wait between them end by 20.5 s; the 4.5 s left hold the fallback's answer
+#: (0.5 s typical, under 1.5 s at p99.9 here) and one retry of it. In general: 2 x timeout + ~5 s.
 RECOMMENDED_DEADLINE: Final = 25.0
 
 
@@ -88,12 +101,27 @@ def breaker_available() -> bool:
     return hasattr(notdiamond, "CircuitBreaker")
 
 
+def default_options() -> dict[str, Any]:
+    """``notdiamond.init``'s arguments beyond clients and models in the default row: the original
+    SDK's (3 attempts per model, backoff 2) and the shared 10 s timeout."""
+    return {"max_retries": MAX_RETRIES, "timeout": TIMEOUT, "backoff": BACKOFF}
+
+
 def recommended_options() -> dict[str, Any]:
-    """The options the README recommends on top of the seed's: a breaker (when this build has
-    one) and a deadline. Time-based strategies read the run's virtual clock (``clock=``)."""
-    options: dict[str, Any] = {"deadline": RECOMMENDED_DEADLINE}
+    """The recommended row's arguments to ``notdiamond.init`` beyond clients and models, exactly
+    as the README's "Recommended for production" block writes them (a test holds them equal):
+    fewer, shorter, jittered retries, a breaker (when this build has one), a deadline, a
+    first-chunk timeout. Time-based strategies read the run's clock (``clock=``, added by the
+    drivers)."""
+    options: dict[str, Any] = {
+        "max_retries": RECOMMENDED_MAX_RETRIES,
+        "timeout": TIMEOUT,
+        "backoff": RECOMMENDED_BACKOFF,
+        "jitter": RECOMMENDED_JITTER,
+    }
     if breaker_available():
         options["circuit_breaker"] = True
+    options["deadline"] = RECOMMENDED_DEADLINE
     if option_available("first_chunk_timeout"):
         options["first_chunk_timeout"] = RECOMMENDED_FIRST_CHUNK
     return options
@@ -103,7 +131,7 @@ def recommended_options() -> dict[str, Any]:
 def this_library_recommended(
     primary: openai.OpenAI, secondary: openai.AzureOpenAI, clock: VirtualClock
 ) -> Iterator[Callable[[], object]]:
-    """As ``this_library``, plus :func:`recommended_options`, on the run's virtual clock.
+    """``notdiamond.init`` with :func:`recommended_options`, on the run's virtual clock.
 
     The scenario driver sends one logical request at a time and sets the clock back to each one's
     arrival, so state shared across calls (the breaker) sees the calls as if they overlapped.
@@ -111,10 +139,10 @@ def this_library_recommended(
     with notdiamond.init(
         [primary, secondary],
         models=MODELS,
-        max_retries=MAX_RETRIES,
-        timeout=TIMEOUT,
-        backoff=BACKOFF,
         clock=lambda: clock.now,
+        # The jitter's draws, from the global generator that the driver seeds per run: the same
+        # waits on every run of the same seed.
+        seed=random.getrandbits(32),
         **recommended_options(),
     ):
 
@@ -138,7 +166,8 @@ def hedged_options() -> dict[str, Any] | None:
 
 
 def recommended_label() -> str:
-    parts = (["breaker"] if breaker_available() else []) + [f"deadline {RECOMMENDED_DEADLINE:g} s"]
+    parts = [f"{RECOMMENDED_MAX_RETRIES} attempts, backoff {RECOMMENDED_BACKOFF:g}"]
+    parts += (["breaker"] if breaker_available() else []) + [f"deadline {RECOMMENDED_DEADLINE:g} s"]
     if option_available("first_chunk_timeout"):
         parts.append(f"first chunk {RECOMMENDED_FIRST_CHUNK:g} s")
     return f"notdiamond {notdiamond.__version__}, recommended ({', '.join(parts)})"

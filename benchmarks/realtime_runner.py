@@ -25,10 +25,11 @@ import notdiamond
 from benchmarks import contenders, loopback, scenarios
 from benchmarks.fake_provider import API_KEY, AZURE_API_VERSION, MESSAGES
 
-#: ``None``: the plain SDK (not patched, primary only); otherwise ``notdiamond.init`` options.
+#: ``None``: the plain SDK (not patched, primary only); otherwise ``notdiamond.init``'s arguments
+#: beyond clients and models (the same as the virtual-time rows').
 CONFIGS: Final[dict[str, Callable[[], dict[str, Any] | None]]] = {
     "plain": lambda: None,
-    "default": dict,
+    "default": contenders.default_options,
     "recommended": contenders.recommended_options,
     "hedged": contenders.hedged_options,
 }
@@ -49,9 +50,6 @@ def build(base: str, run_id: str, options: dict[str, Any] | None) -> tuple[Any, 
     manager = notdiamond.init(
         [primary, secondary],
         models=scenarios.MODELS,
-        max_retries=scenarios.MAX_RETRIES,
-        timeout=scenarios.TIMEOUT,
-        backoff=scenarios.BACKOFF,
         async_mode=True,
         **options,
     )

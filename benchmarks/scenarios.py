@@ -66,6 +66,11 @@ class Scenario:
     #: Streamed requests: a response's latency is the time to its first chunk (real time only).
     stream: bool = False
 
+    @property
+    def has_healthy_model(self) -> bool:
+        """Whether one of the providers meets no fault at all (then every call can succeed)."""
+        return FaultModel() in (self.primary, self.secondary)
+
 
 SCENARIOS: Final[dict[str, Scenario]] = {
     s.name: s

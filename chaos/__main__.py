@@ -1,12 +1,17 @@
-"""``python -m chaos``: run the chaos suite and write ``reports/chaos/``.
+"""``python -m chaos`` (installed: ``python -m notdiamond.chaos``): run the chaos suite.
 
     python -m chaos                       # every scenario, fixed seed, full sizes, mutants
     python -m chaos --quick               # reduced sizes (what the test suite runs)
     python -m chaos --scenario flaky-5xx  # one scenario (and the mutants that target it)
     python -m chaos --random-seed         # fresh seeds (printed and recorded in the report)
+    python -m notdiamond.chaos --init myapp.llm:setup   # your own init configuration under faults
+
+Reports go to ``--out``; without it, the suite's own run inside this repository rewrites
+``reports/chaos/`` and every other run (any ``--init`` run, any run elsewhere) writes
+``./chaos-report/`` (``chaos/outdir.py``).
 
 Exit status: 0 when every check passes and every broken runtime is caught, 1 otherwise, 2 for a
-bad scenario file or argument.
+bad scenario file, setup function or argument.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from . import power
 from .jobs import DEFAULT_SEED, Job, available_cpus, derive_seed, run_jobs
 from .mutants import MUTANTS
 from .mutants import caught as mutant_caught
+from .outdir import default_out
 from .report import plot_all, power_notes, run_info, write_json, write_summary
 from .results import JobResult
 from .scenario import Scenario, ScenarioError, load, load_builtin
 from .sizing import sample_size
+from .user_run import run_init
 
 
 def build_jobs(
@@ -125,13 +132,25 @@ def _cpu_seconds() -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
+    prog = f"python -m {__package__ or 'chaos'}"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--init",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="run your application's own configuration under the built-in faults: FUNCTION builds "
+        "your clients, calls notdiamond.init and returns what it returned (imported with the "
+        "current directory on sys.path)",
+    )
     parser.add_argument(
         "--scenario",
         action="append",
         default=[],
         metavar="NAME",
-        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; repeatable",
+        help="a scenario under chaos/scenarios/ (by name) or a path to a scenario file; with "
+        "--init, a built-in fault scenario (healthy, outage, outage-<model>, flaky-5xx, "
+        "rate-limits, slow-primary, stalled-streams, storm) or a file that may omit config; "
+        "repeatable",
     )
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument(
@@ -139,9 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     seeds.add_argument("--seed", type=int, default=None, help=f"base seed (default {DEFAULT_SEED})")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: a fast smoke run")
-    parser.add_argument("--out", type=Path, default=Path("reports/chaos"), help="report directory")
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes (default: the cores available)"
+        "--out",
+        type=Path,
+        default=None,
+        help="report directory (default: reports/chaos for the suite's own run inside this "
+        "repository, else ./chaos-report)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes (default: the cores available; with --init, 1)",
     )
     parser.add_argument("--no-mutants", action="store_true", help="skip the broken-runtime runs")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
@@ -162,6 +190,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "before it, the runtime's decision) as JSON lines, one file per run",
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = default_out(init=args.init is not None)
+    seed = (
+        secrets.randbelow(2**31 - 1)
+        if args.random_seed
+        else (DEFAULT_SEED if args.seed is None else args.seed)
+    )
+    if args.init is not None:
+        if args.detection:
+            parser.error("--detection measures the suite's mutants; it does not go with --init")
+        return run_init(
+            args.init,
+            scenario_names=args.scenario,
+            seed=seed,
+            random_seed=args.random_seed,
+            quick=args.quick,
+            out=args.out,
+            plots=not args.no_plots,
+            trace_dir=None if args.traces is None else str(args.traces),
+            command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]),
+            workers=args.workers or 1,
+        )
 
     started = time.perf_counter()
     try:
@@ -175,11 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
 
-    seed = (
-        secrets.randbelow(2**31 - 1)
-        if args.random_seed
-        else (DEFAULT_SEED if args.seed is None else args.seed)
-    )
     if args.detection > 0:
         return detection_power(scenarios, args.detection, quick=args.quick, out=args.out)
     jobs = build_jobs(scenarios, seed, quick=args.quick, mutants=not args.no_mutants)
@@ -227,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu = _cpu_seconds()
     main_results = [r for r in results if r.mutant is None]
     info = run_info(
-        command=" ".join(["python -m chaos", *(sys.argv[1:] if argv is None else argv)]),
+        command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]),
         mode="random" if args.random_seed else "fixed",
         seed=seed,
         random_seed=args.random_seed,

@@ -1,0 +1,194 @@
+"""The report of an ``--init`` run: ``summary.md`` (for a person), ``results.json`` (for a machine)
+and ``time-to-outcome.png``.
+
+``summary.md`` opens with the configuration the harness captured, then one table row per scenario
+(success rate, p50/p99 time to outcome, HTTP requests and waiting per call, the checks), the
+findings, and each scenario's checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .user_config import Captured
+
+if TYPE_CHECKING:
+    from .user_run import UserResult
+
+PLOT_FILE = "time-to-outcome.png"
+
+
+def _num(x: float, fmt: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def glance_table(results: Sequence[UserResult]) -> list[str]:
+    """One row per scenario: what the configuration did to the calls, and the checks' verdict."""
+    lines = [
+        "| scenario | calls | success | p50 | p99 | HTTP requests / call | waiting / call | checks |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        if r.job.error:
+            lines.append(f"| {r.name} | {r.job.n} | | | | | | crashed |")
+            continue
+        f = r.figures
+        checks = r.job.checks
+        judged = [c for c in checks if c.verdict != "not exercised"]
+        failed = r.failed_checks
+        verdict = "FAILED: " + ", ".join(failed) if failed else f"{len(judged)} passed"
+        unexercised = [c.name for c in checks if c.verdict == "not exercised"]
+        if unexercised:
+            verdict += f"; {len(unexercised)} with nothing to judge ({', '.join(unexercised)})"
+        lines.append(
+            f"| {r.name} | {int(f['calls'])} | {_num(100 * f['success'], '.2f')}% | "
+            f"{_num(f['p50_s'], '.2f')} s | {_num(f['p99_s'], '.2f')} s | "
+            f"{_num(f['http_per_call'], '.2f')} | {_num(f['wait_per_call_s'], '.2f')} s | {verdict} |"
+        )
+    return lines
+
+
+def _configuration(captured: Captured) -> list[str]:
+    lines = ["## Your configuration", ""]
+    lines.append(
+        "Clients: " + "; ".join(c.describe() for c in captured.clients) + " (never contacted: "
+        "the run sends every request to in-process fake providers)."
+    )
+    lines += ["", "`notdiamond.init` options, as your setup passed them:", ""]
+    for name, value in captured.public_config().items():
+        lines.append(f"- `{name}`: `{json.dumps(value, default=str)}`")
+    if captured.replaced:
+        lines += ["", "Replaced for the run:", ""]
+        lines += [f"- `{name}`: {why}" for name, why in captured.replaced.items()]
+    return lines
+
+
+def summary_lines(
+    captured: Captured, results: Sequence[UserResult], info: dict[str, Any], plot: str | None
+) -> list[str]:
+    lines = [
+        f"# Chaos report: `{captured.target}`",
+        "",
+        f"`{info['command']}` — seed {info['seed']} ({info['mode']}), "
+        f"{'quick' if info['quick'] else 'full'} sizes, {info['wall_s']} s. Times are simulated "
+        "seconds (virtual time): a call's time to outcome runs from its first request to its "
+        "answer or error.",
+        "",
+        *_configuration(captured),
+        "",
+        "## At a glance",
+        "",
+        *glance_table(results),
+        "",
+        "## Findings",
+        "",
+        "Advice from measured figures against fixed thresholds (chaos/README.md); it never changes "
+        "the exit status, which is the checks'.",
+        "",
+    ]
+    for r in results:
+        for f in r.findings:
+            lines.append(f"- **{r.name}** ({f.level}): {f.text}")
+    if plot:
+        lines += ["", f"![time to outcome per scenario]({plot})"]
+    lines += ["", "## Scenarios and checks", ""]
+    for r in results:
+        s = r.user.scenario
+        lines += [f"### {r.name}", "", s.description, ""]
+        if r.job.error:
+            lines += ["```", r.job.error.rstrip(), "```", ""]
+            continue
+        lines += ["| check | verdict | summary |", "|---|---|---|"]
+        for c in r.job.checks:
+            summary = c.summary.replace("|", "\\|")
+            lines.append(f"| {c.name} ({c.path}) | {c.verdict} | {summary} |")
+        lines.append("")
+    return lines
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_plain(v) for v in o]
+    return o
+
+
+def results_data(
+    captured: Captured, results: Sequence[UserResult], info: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "run": info,
+        "clients": [c.__dict__ for c in captured.clients],
+        "configuration": captured.public_config(),
+        "replaced": captured.replaced,
+        "scenarios": [
+            {
+                "name": r.name,
+                "kind": r.user.kind,
+                "model": r.user.model,
+                "description": r.user.scenario.description,
+                "n": r.job.n,
+                "seed": r.job.seed,
+                "figures": r.figures,
+                "measures": r.measures,
+                "findings": [f.as_json() for f in r.findings],
+                "checks": [c.as_json() for c in r.job.checks],
+                "error": r.job.error,
+            }
+            for r in results
+        ],
+    }
+
+
+def plot_durations(out: Path, results: Sequence[UserResult]) -> str | None:
+    """The empirical distribution of time to outcome, one line per scenario (log time axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    drawn = [r for r in results if r.durations]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for r in drawn:
+        x = np.sort(np.maximum(np.asarray(r.durations), 1e-3))
+        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=r.name)
+    ax.set_xscale("log")
+    ax.set_xlabel("time to outcome per call (simulated seconds, log scale)")
+    ax.set_ylabel("share of calls done")
+    ax.set_title("What each fault did to your calls")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / PLOT_FILE, dpi=110)
+    plt.close(fig)
+    return PLOT_FILE
+
+
+def write_report(
+    out: Path,
+    captured: Captured,
+    results: Sequence[UserResult],
+    info: dict[str, Any],
+    *,
+    plots: bool,
+) -> dict[str, Any]:
+    """Write ``summary.md``, ``results.json`` and (with ``plots``) the plot; return the JSON data."""
+    plot = plot_durations(out, results) if plots else None
+    data = results_data(captured, results, info)
+    (out / "results.json").write_text(
+        json.dumps(_plain(data), indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    (out / "summary.md").write_text(
+        "\n".join(summary_lines(captured, results, info, plot)) + "\n", encoding="utf-8"
+    )
+    return data
