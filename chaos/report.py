@@ -272,7 +272,9 @@ def section_glance(s: Summary) -> list[str]:
             "",
             "Plain SDK: the same faults met without notdiamond, by a client of the configuration's "
             "main model with the SDK's own retries and the scenario's timeout, over the run's "
-            f"first calls (at most {most:,}; `chaos/baseline.py`, `outcomes.png`).",
+            f"first calls (at most {most:,}; `chaos/baseline.py`). Its p99 is of the time to "
+            "outcome, as on the left: a call that fails at once is quick, so read it with its "
+            "success rate (`outcomes.png` shows both).",
         ]
     return [*L, ""]
 
