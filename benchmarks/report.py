@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from benchmarks.comparison_plot import write_plot as write_plot  # comparison.png
 from benchmarks.scenarios import ALL_SCENARIOS, RequestRecord
 
 #: The overhead goal of issue 4, in microseconds per call.
@@ -701,57 +702,6 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
             )
         lines.append("")
     path.write_text("\n".join(lines))
-
-
-def write_plot(results: Mapping[str, Any], path: Path) -> None:
-    """One panel column per scenario: success rate, p50/p99 latency, amplification per contender."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    scenarios = results["scenarios"]
-    contenders = list(dict.fromkeys(c for s in scenarios.values() for c in s["contenders"]))
-    palette = matplotlib.colormaps["tab20"]
-    colors = [palette(i % palette.N) for i in range(len(contenders))]
-    fig, axes = plt.subplots(3, len(scenarios), figsize=(4.2 * len(scenarios), 9), squeeze=False)
-    x = np.arange(len(contenders))
-    for col, (name, scenario) in enumerate(scenarios.items()):
-        stats = [scenario["contenders"].get(c) for c in contenders]
-
-        def values(key: str, stats: list[Any] = stats) -> list[float]:
-            return [float("nan") if s is None else float(s[key]) for s in stats]
-
-        top, mid, bottom = axes[0][col], axes[1][col], axes[2][col]
-        top.bar(x, [100 * v for v in values("success_rate")], color=colors[: len(contenders)])
-        top.set_ylim(0, 105)
-        top.set_title(name, fontsize=11)
-        mid.bar(x - 0.2, values("latency_p50_s"), 0.4, color="#9ecae1", label="p50")
-        mid.bar(x + 0.2, values("latency_p99_s"), 0.4, color="#08519c", label="p99")
-        bottom.bar(x, values("amplification_mean"), color=colors[: len(contenders)])
-        for ax in (top, mid, bottom):
-            ax.set_xticks(x, [str(i + 1) for i in x])
-            ax.grid(axis="y", alpha=0.3)
-        if col == 0:
-            top.set_ylabel("success rate %")
-            mid.set_ylabel("latency s (virtual or real)")
-            bottom.set_ylabel("HTTP requests / request")
-            mid.legend(fontsize=8)
-    legend = [f"{i + 1}: {c}" for i, c in enumerate(contenders)]
-    fig.legend(
-        [Patch(color=colors[i]) for i in range(len(contenders))],
-        legend,
-        loc="lower center",
-        ncol=min(len(contenders), 4),
-        fontsize=9,
-    )
-    fig.suptitle(
-        "Same faults, same seeds: success, latency, amplification (higher success, lower rest)"
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def write_results(results: Mapping[str, Any], path: Path) -> None:

@@ -231,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.traces is not None:
         for job in jobs:
             job.trace_dir = str(args.traces)
+    for job in jobs:  # the latency plot's plain-SDK baseline (chaos/baseline.py)
+        job.baseline = not args.no_plots and job.mutant is None
     cpus = available_cpus()
     workers = args.workers or max(1, min(cpus, len(jobs)))
     print(

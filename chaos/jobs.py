@@ -64,6 +64,8 @@ class Job:
     quick: bool = False
     #: Write the run's attempt trace here as JSON lines (``--traces DIR``).
     trace_dir: str | None = None
+    #: Also run the plain-SDK baseline on the same faults for the report (``chaos/baseline.py``).
+    baseline: bool = False
 
     @property
     def label(self) -> str:
@@ -132,6 +134,8 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     for r in results:
         r.mutant = job.mutant
     plot = {} if job.mutant else plot_extract(scenario, trace, view)
+    if job.baseline and not job.mutant:
+        plot["baseline"] = _baseline(view, job.seed)
     return JobResult(
         job.label,
         scenario.name,
@@ -146,6 +150,16 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
         trace.max_in_flight,
         cpu_s=time.process_time() - cpu_started,
     )
+
+
+def _baseline(view: RunView, seed: int) -> dict[str, Any]:
+    """The plain SDK on the same faults (a plot's input, not a check: a crash is reported)."""
+    from .baseline import compare
+
+    try:
+        return compare(view, seed)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def glance(view: RunView) -> dict[str, float]:
@@ -197,6 +211,15 @@ def plot_extract(scenario: Scenario, trace: Trace, view: RunView) -> dict[str, A
             }
         )
     pairs = view.wait_pairs()
+    # the model of each gap, in wait_pairs' order: retries per model, for the waits plot
+    keys = [a.key for recs in view.http.values() for a, _ in itertools.pairwise(recs)]
+    waits_by_model: dict[str, list[tuple[float, float, float]]] = {}
+    for key, (e, o, _, kind, low, _) in zip(keys, pairs, strict=True):
+        if kind == "retry":
+            waits_by_model.setdefault(key, []).append((e, o, low))
+    for key, waits in waits_by_model.items():
+        if len(waits) > 3000:
+            waits_by_model[key] = rng.sample(waits, 3000)
     jitter = scenario.jitter
     draws = []
     if jitter > 0:
@@ -222,6 +245,7 @@ def plot_extract(scenario: Scenario, trace: Trace, view: RunView) -> dict[str, A
         "latencies": latencies,
         "timeline": timeline,
         "waits": pairs,
+        "waits_by_model": waits_by_model,
         "jitter_draws": draws,
         "latency_model": dists,
     }

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import power
 from .mutants import MUTANTS
 from .mutants import caught as mutant_caught
+from .plots import CAPTIONS
+from .plots import plot_all as plot_all  # the runner's entry point to the plots
 from .results import CheckResult, JobResult
 from .scenario import Scenario
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-_OUTCOME_COLOURS = {
-    "ok": "#2ca02c",
-    "429": "#ff7f0e",
-    "408": "#bcbd22",
-    "500": "#d62728",
-    "502": "#e377c2",
-    "503": "#9467bd",
-    "409": "#aec7e8",
-    "400": "#8c564b",
-    "401": "#7f7f7f",
-    "403": "#c49c94",
-    "404": "#dbdb8d",
-    "422": "#f7b6d2",
-    "reset": "#17becf",
-    "read_timeout": "#1f77b4",
-}
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -107,6 +88,7 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
                 "http_requests": r.http_requests,
                 "max_in_flight": r.max_in_flight,
                 "error": r.error,
+                **_outcome_json(r),
             }
             for r in results
         ],
@@ -115,6 +97,26 @@ def write_json(path: Path, results: Sequence[JobResult], run: dict[str, Any]) ->
     text = json.dumps(_sanitize(data), indent=2, default=_json_default, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return data
+
+
+def _outcome_json(r: JobResult) -> dict[str, Any]:
+    """What the run did to its callers (the at-a-glance numbers) and, when the run has the
+    baseline, what the plain SDK did on the same faults."""
+    out: dict[str, Any] = {}
+    if r.plot.get("glance"):
+        out["glance"] = r.plot["glance"]
+    plain = _plain(r)
+    if plain is not None:
+        b = r.plot["baseline"]
+        out["plain_sdk"] = {
+            "model": b["plain_model"],
+            "max_retries": b["plain_max_retries"],
+            "timeout": b["plain_timeout"],
+            "calls": b["calls"],
+            "success": plain[0],
+            "p99_s": plain[1],
+        }
+    return out
 
 
 def _json_default(o: Any) -> Any:
@@ -133,293 +135,6 @@ def _sanitize(o: Any) -> Any:
     if isinstance(o, list | tuple):
         return [_sanitize(v) for v in o]
     return o
-
-
-# -- plots ---------------------------------------------------------------------------------
-def plot_all(out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    files = []
-    for fn in (_plot_weights, _plot_timelines, _plot_latency, _plot_waits):
-        name = fn(out, results, scenarios)
-        if name:
-            files.append(name)
-    return files
-
-
-def _save(fig: Figure, path: Path) -> str:
-    """Write the figure (PNG, 110 dpi) and free it; the file name goes into the report."""
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
-
-
-def _finish_grid(
-    fig: Figure, axes: Any, used: int, title: str, title_size: float, path: Path
-) -> str:
-    """A grid of panels: blank the cells left over, title the figure, lay it out and save it."""
-    for ax in list(axes.flat)[used:]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=title_size)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _plot_weights(
-    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
-) -> str | None:
-    import matplotlib.pyplot as plt
-
-    panels = []
-    for r in results:
-        if r.mutant is not None:
-            continue
-        for c in r.checks:
-            if c.name == "first_choice_weights" and "table" in c.details:
-                panels.append(
-                    (
-                        f"{r.scenario}: first choice [{c.path}, n={c.n}]",
-                        c.details["table"],
-                        c.passed,
-                    )
-                )
-            if c.name == "fallback_weights":
-                table = c.details.get("table")
-                if table is None:
-                    groups = [g for g in c.details.get("groups", []) if g.get("used")]
-                    if groups:
-                        table = groups[0]["table"]
-                        label = f"after {', '.join(groups[0]['failed'])} failed"
-                    else:
-                        continue
-                else:
-                    label = f"after {', '.join(c.details.get('failed', []))} failed"
-                panels.append(
-                    (f"{r.scenario}: fallback {label} [{c.path}, n={c.n}]", table, c.passed)
-                )
-    if not panels:
-        return None
-    cols = 2
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.0 * rows), squeeze=False)
-    for ax, (title, table, passed) in zip(axes.flat, panels, strict=False):
-        labels = [
-            f"{row['model']}\n{row['expected']:.3f} expected\n{row['observed']:.4f} observed"
-            for row in table
-        ]
-        dev = [100 * (row["observed"] - row["expected"]) for row in table]
-        lo = [100 * (row["observed"] - row["ci99"][0]) for row in table]
-        hi = [100 * (row["ci99"][1] - row["observed"]) for row in table]
-        x = list(range(len(table)))
-        ax.axhspan(-1, 1, color="#dddddd", label="±1 point (what the sample size is powered for)")
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.errorbar(
-            x,
-            dev,
-            yerr=[lo, hi],
-            fmt="o",
-            capsize=5,
-            color="#1f77b4" if passed else "#d62728",
-            label="observed - expected, 99% CI",
-        )
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_xlim(-0.5, len(table) - 0.5)
-        span = max([3.0, *(abs(d) + h for d, h in zip(dev, hi, strict=True))])
-        ax.set_ylim(-span * 1.15, span * 1.15)
-        ax.set_ylabel("points", fontsize=8)
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=6, loc="upper right")
-    return _finish_grid(
-        fig,
-        axes,
-        len(panels),
-        "Model shares: observed minus expected weight, in percentage points (Wilson 99% intervals)",
-        11,
-        out / "weights.png",
-    )
-
-
-def _plot_timelines(
-    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
-) -> str | None:
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    chosen = [r for r in results if r.mutant is None and r.plot.get("timeline")]
-    chosen = [
-        r
-        for r in chosen
-        if r.scenario
-        in (
-            "flaky-5xx",
-            "rate-limited",
-            "weighted-failing",
-            "outage-primary",
-            "slow-timeout",
-            "async-concurrent",
-            "jittered-backoff",
-        )
-    ]
-    if not chosen:
-        return None
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(12, 2.8 * len(chosen)), squeeze=False)
-    for ax, r in zip(axes.flat, sorted(chosen, key=lambda r: r.scenario), strict=False):
-        lines = [t for t in r.plot["timeline"] if len(t["attempts"]) > 1][:14] or r.plot[
-            "timeline"
-        ][:14]
-        models = sorted({a[0] for t in lines for a in t["attempts"]})
-        for y, t in enumerate(lines):
-            for key, s, e, outcome in t["attempts"]:
-                width = max(e - s, 0.05)
-                ax.barh(
-                    y,
-                    width,
-                    left=s,
-                    height=0.6,
-                    color=_OUTCOME_COLOURS.get(outcome, "k"),
-                    edgecolor="black",
-                    linewidth=0.3,
-                )
-                ax.text(
-                    s + width / 2,
-                    y,
-                    key.split("/")[0][0] + str(models.index(key)),
-                    fontsize=6,
-                    ha="center",
-                    va="center",
-                    color="white",
-                )
-            atts = t["attempts"]
-            for (_, _, e1, _), (_, s2, _, _) in itertools.pairwise(atts):
-                ax.plot([e1, s2], [y, y], color="#999999", linewidth=0.8, linestyle=":")
-        ax.set_yticks(range(len(lines)), [f"req {t['request']}" for t in lines], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("virtual seconds since the request started (dotted: waits)", fontsize=8)
-        legend_models = ", ".join(f"{k.split('/')[0][0]}{i}={k}" for i, k in enumerate(models))
-        ax.set_title(f"{r.scenario}: attempt timelines ({legend_models})", fontsize=9)
-    handles = [Patch(color=c, label=k) for k, c in _OUTCOME_COLOURS.items()]
-    fig.legend(handles=handles, loc="upper center", ncol=10, fontsize=7, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return _save(fig, out / "timelines.png")
-
-
-def _plot_latency(
-    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
-) -> str | None:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    panels = []
-    for r in results:
-        if r.mutant is not None or r.scenario not in scenarios:
-            continue
-        s = scenarios[r.scenario]
-        if s.mode == "server":
-            continue
-        for key, values in sorted(r.plot.get("latencies", {}).items()):
-            if len(values) >= 30 and s.providers[key].latency.kind != "fixed":
-                panels.append((r.scenario, key, values, s.providers[key].latency, s.timeouts[key]))
-    if not panels:
-        return None
-    panels = panels[:12]
-    cols = 3
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(13, 2.8 * rows), squeeze=False)
-    for ax, (scen, key, values, dist, timeout) in zip(axes.flat, panels, strict=False):
-        values = np.asarray(values)
-        hi = min(max(float(values.max()), dist.mean() * 2.5), timeout * 1.05)
-        grid = np.linspace(1e-6, hi, 300)
-        ax.hist(
-            values,
-            bins=40,
-            range=(0, hi),
-            density=True,
-            color="#1f77b4",
-            alpha=0.6,
-            label="observed",
-        )
-        # attempts beyond the timeout never answer: the expected density is truncated there
-        served = max(dist.cdf(timeout), 1e-12)
-        cdf = np.array([min(dist.cdf(x), served) for x in grid])
-        pdf = np.gradient(cdf, grid) / served
-        ax.plot(grid, pdf, color="black", linewidth=1, label=dist.describe())
-        if timeout <= hi:
-            ax.axvline(
-                timeout,
-                color="#d62728",
-                linestyle="--",
-                linewidth=1,
-                label=f"timeout {timeout:g} s",
-            )
-        ax.set_xlim(0, hi)
-        ax.set_title(f"{scen}: {key} (n={len(values)})", fontsize=8)
-        ax.legend(fontsize=6)
-        ax.tick_params(labelsize=7)
-    return _finish_grid(
-        fig,
-        axes,
-        len(panels),
-        "Latency of answered attempts (virtual seconds) vs the fault model's distribution",
-        10,
-        out / "latency.png",
-    )
-
-
-def _plot_waits(
-    out: Path, results: Sequence[JobResult], scenarios: dict[str, Scenario]
-) -> str | None:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    main = sorted(
-        (r for r in results if r.mutant is None and r.plot.get("waits")), key=lambda r: r.scenario
-    )
-    if not main:
-        return None
-    jittered = [r for r in main if r.plot.get("jitter_draws")]
-    fig, axes = plt.subplots(
-        1, 2 if jittered else 1, figsize=(13 if jittered else 7, 5.6), squeeze=False
-    )
-    ax = axes[0][0]
-    for r in main:
-        pairs = r.plot["waits"]
-        ax.scatter([p[0] for p in pairs], [p[1] for p in pairs], s=8, alpha=0.5, label=r.scenario)
-    lim = ax.get_xlim()[1]
-    ax.plot([0, lim], [0, lim], color="black", linewidth=0.8, label="observed = expected")
-    for r in jittered:
-        j = scenarios[r.scenario].jitter
-        ax.plot(
-            [0, lim],
-            [0, lim * (1 - j)],
-            color="black",
-            linewidth=0.8,
-            linestyle="--",
-            label=f"lower bound with jitter {j:g}",
-        )
-    ax.set_xlabel("expected wait: max(backoff ** k, Retry-After), 0 for a fallback (s)")
-    ax.set_ylabel("observed gap between attempts at the provider (s)")
-    ax.set_title("Every wait between attempts (virtual time; e2e: scaled real time)", fontsize=10)
-    ax.legend(fontsize=7)
-    if jittered:
-        ax2 = axes[0][1]
-        for r in jittered:
-            u = np.sort(np.asarray(r.plot["jitter_draws"]))
-            ecdf = np.arange(1, len(u) + 1) / len(u)
-            ax2.step(u, ecdf, where="post", label=f"{r.scenario} (n={len(u)})")
-        ax2.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--", label="U[0, 1)")
-        ax2.set_xlabel("jitter draw u recovered from the wait: (1 - wait / backoff ** k) / jitter")
-        ax2.set_ylabel("empirical CDF")
-        ks = [c for r in jittered for c in r.checks if c.name == "backoff_waits"]
-        note = ", ".join(
-            f"KS D={c.statistic:.4f}, p={c.p_value:.3g}" for c in ks if c.p_value is not None
-        )
-        ax2.set_title(f"Jitter draws vs uniform ({note})", fontsize=10)
-        ax2.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out / "waits.png")
 
 
 # -- summary.md ----------------------------------------------------------------------------
@@ -515,14 +230,23 @@ def _idle_estimate(s: Summary) -> str:
 
 
 def section_glance(s: Summary) -> list[str]:
-    """One line per scenario: what the runtime did to its callers, and whether its checks passed."""
+    """One line per scenario: what the runtime did to its callers, and whether its checks passed;
+    with the plain SDK on the same faults beside it when the run has that baseline."""
+    with_plain = any(_plain(r) for r in s.main)
+    head = (
+        "| scenario | calls | success | p50 s | p99 s | HTTP requests / call | waiting s / call |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
+    if with_plain:
+        head += " plain SDK: success | plain SDK: p99 s |"
+        rule += "---:|---:|"
     L = [
         "## At a glance",
         "",
         "Per scenario (virtual seconds; a call's time runs from its first request to its outcome):",
         "",
-        "| scenario | calls | success | p50 s | p99 s | HTTP requests / call | waiting s / call | checks |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        head + " checks |",
+        rule + "---|",
     ]
     for r in s.main:
         g = r.plot.get("glance")
@@ -530,14 +254,41 @@ def section_glance(s: Summary) -> list[str]:
         verdict = (
             "all passed" if passed == len(r.checks) else f"**{len(r.checks) - passed} failed**"
         )
+        plain = _plain(r)
+        extra = ""
+        if with_plain:
+            extra = f" {plain[0]:.2%} | {plain[1]:.2f} |" if plain else " | |"
         if not g:
-            L.append(f"| {r.scenario} | {r.n:,} | | | | | | {verdict} |")
+            L.append(f"| {r.scenario} | {r.n:,} | | | | | |{extra} {verdict} |")
             continue
         L.append(
             f"| {r.scenario} | {g['calls']:,} | {g['success']:.2%} | {g['p50_s']:.2f} | "
-            f"{g['p99_s']:.2f} | {g['http_per_call']:.2f} | {g['wait_per_call_s']:.2f} | {verdict} |"
+            f"{g['p99_s']:.2f} | {g['http_per_call']:.2f} | {g['wait_per_call_s']:.2f} |"
+            f"{extra} {verdict} |"
         )
+    if with_plain:
+        most = max(int((r.plot.get("baseline") or {}).get("calls", 0)) for r in s.main)
+        L += [
+            "",
+            "Plain SDK: the same faults met without notdiamond, by a client of the configuration's "
+            "main model with the SDK's own retries and the scenario's timeout, over the run's "
+            f"first calls (at most {most:,}; `chaos/baseline.py`). Its p99 is of the time to "
+            "outcome, as on the left: a call that fails at once is quick, so read it with its "
+            "success rate (`outcomes.png` shows both).",
+        ]
     return [*L, ""]
+
+
+def _plain(r: JobResult) -> tuple[float, float] | None:
+    """(success rate, p99 of time to outcome) of the plain-SDK baseline, if the run has one."""
+    import numpy as np
+
+    b = r.plot.get("baseline") or {}
+    calls = b.get("plain_sdk")
+    if not calls:
+        return None
+    ok = sum(1 for _, good in calls if good) / len(calls)
+    return ok, float(np.percentile([t for t, _ in calls], 99))
 
 
 def section_failures(s: Summary) -> list[str]:
@@ -720,6 +471,8 @@ def section_plots(s: Summary) -> list[str]:
     L = ["## Plots", ""]
     for p in s.plots:
         L += [f"![{p}]({p})", ""]
+        if p in CAPTIONS:
+            L += [CAPTIONS[p], ""]
     return L
 
 

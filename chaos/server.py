@@ -18,8 +18,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
+
+import h11
 
 from .faults import ProviderFaults
 from .stream_faults import error_event
@@ -27,20 +30,6 @@ from .trace import HTTP_ID_HEADER, Trace
 from .transport import FakeProvider, error_body
 
 HOST = "127.0.0.1"
-_STATUS_TEXT = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    409: "Conflict",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
 
 
 class LoopbackServer:
@@ -141,37 +130,45 @@ class LoopbackServer:
             server.close()
         # connections still open are dropped with the loop
 
-    # -- HTTP -------------------------------------------------------------------------------
+    # -- HTTP (the wire format is h11's: parsing, framing, keep-alive) ----------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER)
         try:
             while not self._stop_event.is_set():
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                length = int(headers.get("content-length", "0"))
-                body = await reader.readexactly(length) if length else b""
-                path = target.split("?", 1)[0]
-                keep = await self._respond(method, path, headers, body, writer)
-                if not keep:
+                request = await _next_event(conn, reader)
+                if not isinstance(request, h11.Request):
+                    return  # the client closed the connection
+                body = bytearray()
+                while isinstance(event := await _next_event(conn, reader), h11.Data):
+                    body += event.data
+                if not isinstance(event, h11.EndOfMessage):
                     return
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+                path = request.target.decode("latin-1").split("?", 1)[0]
+                method = request.method.decode("ascii")
+                keep = await self._respond(method, path, headers, bytes(body), conn, writer)
+                if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (h11.ProtocolError, ConnectionError):
             return
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    @staticmethod
     async def _write(
-        self, writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
     ) -> None:
-        head = [f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Error')}"]
-        headers = {**headers, "content-length": str(len(body)), "connection": "keep-alive"}
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        """One whole answer (``content-length`` framing)."""
+        head = {**headers, "content-length": str(len(body))}
+        writer.write(conn.send(_response(status, head)))
+        writer.write(conn.send(h11.Data(data=body)))
+        writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
 
     async def _respond(
@@ -180,15 +177,15 @@ class LoopbackServer:
         path: str,
         headers: dict[str, str],
         body: bytes,
+        conn: h11.Connection,
         writer: asyncio.StreamWriter,
     ) -> bool:
+        json_type = {"content-type": "application/json"}
         if method == "GET" and path == "/health":
-            await self._write(writer, 200, {"content-type": "application/json"}, b'{"ok":true}')
+            await self._write(conn, writer, 200, json_type, b'{"ok":true}')
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
-            await self._write(
-                writer, 404, {"content-type": "application/json"}, error_body(404, "no route")
-            )
+            await self._write(conn, writer, 404, json_type, error_body(404, "no route"))
             return True
         with self._lock:
             self.served += 1
@@ -196,10 +193,7 @@ class LoopbackServer:
         if over:
             self._stop_event.set()
             await self._write(
-                writer,
-                503,
-                {"content-type": "application/json"},
-                error_body(503, "request bound reached"),
+                conn, writer, 503, json_type, error_body(503, "request bound reached")
             )
             return False
         provider = "azure" if path.startswith("/openai/deployments/") else "openai"
@@ -222,18 +216,15 @@ class LoopbackServer:
         if kind == "ok" and stream:
             http_id = len(fake.trace.http)
             fake.record(sent, provider, start, outcome)
-            head = (
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                f"{HTTP_ID_HEADER}: {http_id}\r\n"
-                "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
-            )
-            writer.write(head.encode())
+            # no content-length: h11 frames the events as chunks
+            head = {"content-type": "text/event-stream", HTTP_ID_HEADER: str(http_id)}
+            writer.write(conn.send(_response(200, head)))
             if outcome.stall > 0:  # headers now, the first chunk only after the stall
                 await writer.drain()
                 await asyncio.sleep(outcome.stall * self.scale)
             if outcome.error_event is not None:
-                event = error_event(outcome.error_event)
-                writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n0\r\n\r\n")
+                writer.write(conn.send(h11.Data(data=error_event(outcome.error_event))))
+                writer.write(conn.send(h11.EndOfMessage()))
                 await writer.drain()
                 return True
             for i, chunk in enumerate(fake.chunks(model)):
@@ -241,18 +232,18 @@ class LoopbackServer:
                     await writer.drain()
                     writer.transport.abort()
                     return False
-                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-            writer.write(b"0\r\n\r\n")
+                writer.write(conn.send(h11.Data(data=chunk)))
+            writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
             return True
         if kind == "ok":
             fake.record(sent, provider, start, outcome)
-            await self._write(writer, 200, {"content-type": "application/json"}, fake.body(model))
+            await self._write(conn, writer, 200, json_type, fake.body(model))
             return True
         status = int(kind)
         error_headers = fake.error_headers(outcome)  # names the record appended next
         fake.record(sent, provider, start, outcome)
-        await self._write(writer, status, error_headers, error_body(status, outcome.source))
+        await self._write(conn, writer, status, error_headers, error_body(status, outcome.source))
         return True
 
     def _timeout_for(self, provider: str, path: str, body: bytes) -> float:
@@ -264,3 +255,21 @@ class LoopbackServer:
             return float("inf")
         key, _ = self.fake.key_of(provider, path, data)
         return self.timeouts.get(key, float("inf"))
+
+
+def _response(status: int, headers: dict[str, str]) -> h11.Response:
+    return h11.Response(
+        status_code=status,
+        headers=list(headers.items()),
+        reason=HTTPStatus(status).phrase.encode("ascii"),
+    )
+
+
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    """The connection's next HTTP event, reading from the socket as h11 asks."""
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        data = await reader.read(65536)
+        conn.receive_data(data)  # b"" tells h11 the client closed the connection

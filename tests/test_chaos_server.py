@@ -99,3 +99,28 @@ def test_bounded_in_requests_and_time() -> None:
     time.sleep(1.0)
     assert not server.running  # stopped by itself
     server.stop()
+
+
+def test_any_http11_client_chunked_request_bodies_and_keep_alive() -> None:
+    """The wire format is h11's: a request body sent in chunks (what an HTTP client sends for a
+    streamed upload) is read whole, and the connection then serves the next request."""
+    import json
+
+    import httpx
+
+    spec = {"openai/gpt-4o": {}}
+    body = json.dumps({"model": "gpt-4o", "messages": MESSAGES}).encode()
+    with LoopbackServer(faults(spec), seed=1) as server, httpx.Client(base_url=server.url) as c:
+        chunked = c.post(
+            "/v1/chat/completions",
+            content=iter([body[:10], body[10:]]),
+            headers={"content-type": "application/json"},
+        )
+        assert chunked.request.headers["transfer-encoding"] == "chunked"
+        assert chunked.status_code == 200, chunked.text
+        assert chunked.json()["object"] == "chat.completion"
+        again = c.post("/v1/chat/completions", content=body)  # same connection, kept alive
+        assert again.status_code == 200
+        assert c.get("/health").json() == {"ok": True}
+        assert c.get("/nowhere").status_code == 404
+    assert [r.key for r in server.trace.http] == ["openai/gpt-4o", "openai/gpt-4o"]
