@@ -37,6 +37,10 @@ OUTAGE = {
 
 def _run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.RunResult:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # Other tests of this session import the example application from examples/: the copy under
+    # pytester.path must be collected as itself, not as the module already imported.
+    for name in [m for m in sys.modules if m == "support_bot" or m.startswith("support_bot.")]:
+        monkeypatch.delitem(sys.modules, name)
     return pytester.runpytest_inprocess("-p", "chaos.pytest_plugin", "-p", "no:cacheprovider")
 
 
