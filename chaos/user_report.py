@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .baseline import Call
 from .user_config import Captured
 
 if TYPE_CHECKING:
@@ -29,12 +30,13 @@ def _num(x: float, fmt: str) -> str:
 def glance_table(results: Sequence[UserResult]) -> list[str]:
     """One row per scenario: what the configuration did to the calls, and the checks' verdict."""
     lines = [
-        "| scenario | calls | success | p50 | p99 | HTTP requests / call | waiting / call | checks |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | calls | success | p50 | p99 | HTTP requests / call | waiting / call "
+        "| plain SDK: success | plain SDK: p99 | checks |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         if r.job.error:
-            lines.append(f"| {r.name} | {r.job.n} | | | | | | crashed |")
+            lines.append(f"| {r.name} | {r.job.n} | | | | | | | | crashed |")
             continue
         f = r.figures
         checks = r.job.checks
@@ -47,9 +49,34 @@ def glance_table(results: Sequence[UserResult]) -> list[str]:
         lines.append(
             f"| {r.name} | {int(f['calls'])} | {_num(100 * f['success'], '.2f')}% | "
             f"{_num(f['p50_s'], '.2f')} s | {_num(f['p99_s'], '.2f')} s | "
-            f"{_num(f['http_per_call'], '.2f')} | {_num(f['wait_per_call_s'], '.2f')} s | {verdict} |"
+            f"{_num(f['http_per_call'], '.2f')} | {_num(f['wait_per_call_s'], '.2f')} s | "
+            f"{_plain_success(r)} | {_plain_p99(r)} | {verdict} |"
         )
     return lines
+
+
+def _plain_figures(r: UserResult) -> dict[str, float] | None:
+    """The plain SDK's calls on the same faults, and the library's over the same calls."""
+    if not r.plain:
+        return None
+    import numpy as np
+
+    return {
+        "calls": len(r.plain),
+        "success": sum(c.ok for c in r.plain) / len(r.plain),
+        "p99_s": float(np.percentile([c.seconds for c in r.plain], 99)),
+        "notdiamond_success": sum(c.ok for c in r.library) / max(1, len(r.library)),
+    }
+
+
+def _plain_success(r: UserResult) -> str:
+    figures = _plain_figures(r)
+    return "n/a" if figures is None else f"{100 * figures['success']:.2f}%"
+
+
+def _plain_p99(r: UserResult) -> str:
+    figures = _plain_figures(r)
+    return "n/a" if figures is None else f"{figures['p99_s']:.2f} s"
 
 
 def _configuration(captured: Captured) -> list[str]:
@@ -83,6 +110,11 @@ def summary_lines(
         "## At a glance",
         "",
         *glance_table(results),
+        "",
+        "Plain SDK: the same faults met without notdiamond, by one client of your main model (the "
+        "first, or the heaviest weight) with the SDK's own retries and that model's timeout, over "
+        "the first calls of each scenario (at most 1,000); `n/a` when run with `--no-plots`. A "
+        "call that fails at once is quick: read its p99 with its success rate.",
         "",
         "## Findings",
         "",
@@ -137,6 +169,7 @@ def results_data(
                 "n": r.job.n,
                 "seed": r.job.seed,
                 "figures": r.figures,
+                "plain_sdk": _plain_figures(r),
                 "measures": r.measures,
                 "findings": [f.as_json() for f in r.findings],
                 "checks": [c.as_json() for c in r.job.checks],
@@ -148,26 +181,46 @@ def results_data(
 
 
 def plot_durations(out: Path, results: Sequence[UserResult]) -> str | None:
-    """The empirical distribution of time to outcome, one line per scenario (log time axis)."""
+    """What each fault did to your calls: one panel per scenario, the share of calls still without
+    an answer t seconds after they started, notdiamond against the plain SDK on the same faults
+    (log axes: where a line levels off is the share that never got an answer)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    drawn = [r for r in results if r.durations]
+    drawn = [r for r in results if r.library or r.durations]
     if not drawn:
         return None
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for r in drawn:
-        x = np.sort(np.maximum(np.asarray(r.durations), 1e-3))
-        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=r.name)
-    ax.set_xscale("log")
-    ax.set_xlabel("time to outcome per call (simulated seconds, log scale)")
-    ax.set_ylabel("share of calls done")
-    ax.set_title("What each fault did to your calls")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    cols = min(3, len(drawn))
+    rows = -(-len(drawn) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, drawn, strict=False):
+        series = (
+            [("notdiamond", r.library, "tab:blue"), ("plain SDK", r.plain, "tab:orange")]
+            if r.library
+            else [("notdiamond", [Call(d, True) for d in r.durations], "tab:blue")]
+        )
+        for label, calls, color in series:
+            if not calls:
+                continue
+            n = len(calls)
+            answered = np.sort([max(c.seconds, 0.05) for c in calls if c.ok])
+            t = np.concatenate([[0.05], answered])
+            waiting = 1.0 - np.arange(len(t)) / n  # share without an answer just after t
+            ax.step(t, np.maximum(100 * waiting, 0.05), where="post", label=label, color=color)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(0.05, 110)
+        ax.set_title(r.name, fontsize=9)
+        ax.set_xlabel("seconds since the call started", fontsize=8)
+        ax.set_ylabel("% of calls without an answer", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    for ax in list(axes.flat)[len(drawn) :]:
+        ax.axis("off")
+    fig.suptitle("What each fault did to your calls: notdiamond against the plain SDK")
     fig.tight_layout()
     fig.savefig(out / PLOT_FILE, dpi=110)
     plt.close(fig)

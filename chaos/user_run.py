@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .baseline import MAX_CALLS, Call, library_calls, run_plain
 from .checks import RunView, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
 from .findings import Finding, findings_for, measure
@@ -49,6 +50,10 @@ class UserResult:
     findings: list[Finding] = field(default_factory=list)
     #: Time to outcome of (a sample of) the calls, virtual seconds.
     durations: list[float] = field(default_factory=list)
+    #: The same faults met by the plain SDK (:mod:`chaos.baseline`), and the library's calls over
+    #: the same first calls; both empty when the baseline was not run (``--no-plots``).
+    plain: list[Call] = field(default_factory=list)
+    library: list[Call] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -60,7 +65,12 @@ class UserResult:
 
 
 def execute(
-    user: UserScenario, captured: Captured, n: int, seed: int, trace_dir: str | None = None
+    user: UserScenario,
+    captured: Captured,
+    n: int,
+    seed: int,
+    trace_dir: str | None = None,
+    plain: bool = False,
 ) -> UserResult:
     """Run one scenario in this process: traffic, checks, figures, measures (the findings come
     once every scenario has run: they compare with the healthy baseline)."""
@@ -117,7 +127,12 @@ def execute(
         trace.max_in_flight,
         cpu_s=time.process_time() - cpu_started,
     )
-    return UserResult(user, job, figures, measures, durations=_durations(view))
+    result = UserResult(user, job, figures, measures, durations=_durations(view))
+    if plain:
+        count = min(n, MAX_CALLS)
+        result.plain = run_plain(scenario, count, seed)
+        result.library = library_calls(view, count)
+    return result
 
 
 def _durations(view: RunView) -> list[float]:
@@ -130,7 +145,7 @@ def _durations(view: RunView) -> list[float]:
     return out[::step]
 
 
-Run = tuple[UserScenario, Captured, int, int, "str | None"]
+Run = tuple[UserScenario, Captured, int, int, "str | None", bool]
 
 
 def _execute(run: Run) -> UserResult:
@@ -198,6 +213,7 @@ def run_init(
             sample_size(user.scenario, quick),
             derive_seed(seed, "init", user.scenario.name),
             trace_dir,
+            plots,
         )
         for user in scenarios
     ]

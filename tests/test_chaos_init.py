@@ -140,6 +140,21 @@ def test_support_bot_runs_every_builtin_scenario(support_bot: Any) -> None:
     assert (out / "time-to-outcome.png").stat().st_size > 0
 
 
+def test_the_plain_sdk_meets_the_same_faults_beside_the_configuration(support_bot: Any) -> None:
+    _, data, out, _ = support_bot
+    healthy = scenario(data, "healthy")["plain_sdk"]
+    assert healthy["calls"] == 200
+    assert healthy["success"] == healthy["notdiamond_success"] == 1.0
+    # one client of the main model, without fallback: an outage of it is the plain SDK's failures
+    outage = scenario(data, "outage-openai-gpt-4o")["plain_sdk"]
+    assert outage["success"] < 0.8
+    assert outage["notdiamond_success"] == 1.0
+    # the other model is not the plain client's: its outage costs it nothing
+    assert scenario(data, "outage-azure-gpt-4o")["plain_sdk"]["success"] == 1.0
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert f"| {100 * outage['success']:.2f}% | {outage['p99_s']:.2f} s |" in summary
+
+
 def test_support_bot_configuration_is_captured_exactly(support_bot: Any) -> None:
     _, data, _, _ = support_bot
     assert data["configuration"] == {
