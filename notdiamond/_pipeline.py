@@ -66,7 +66,11 @@ def run_sync(call: CallState) -> Any:
         token = None if direct else current_call.set(call)
         limit = sent = read = None
         if call.stream and _stream_clock(call):
-            sent = pipeline.clock()
+            # With a deadline the attempt's timeout was cut to the time left when it started:
+            # measured from that same instant, a deadline alone needs no second, shorter cap
+            # (cap_header_wait returns None) and no clock read.
+            timed = call.timed and call.deadline is not None
+            sent = call.attempt_started if timed else pipeline.clock()
             limit = first_chunk_limit(call, sent)
             client = call.client if call.origin is wrapper else wrapper._client
             if limit is not None and (cap := cap_header_wait(client, kwargs["timeout"], limit)):

@@ -156,7 +156,8 @@ class FakeProvider:
                 provider=provider,
                 path=path,
                 body=body,
-                timeout=request.extensions.get("timeout"),
+                # as sent: the runtime may put a capped read timeout back once headers are in
+                timeout=dict(request.extensions.get("timeout") or {}) or None,
                 headers=dict(request.headers),
             )
         )

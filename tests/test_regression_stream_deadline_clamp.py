@@ -38,3 +38,32 @@ def test_model_timeout_far_from_deadline_is_not_deadline_exceeded(stream: bool) 
 def test_stream_model_timeout_counts_against_breaker() -> None:
     _, state = _run(True)
     assert state == "open"
+
+
+def test_a_deadline_alone_sends_a_streamed_attempt_with_the_timeout_it_cut() -> None:
+    """The attempt's timeout is cut to the time left when it starts; the header wait of a sync
+    stream is measured from that same instant, so a deadline alone adds no second, shorter read
+    cap (a clock read later would make one, a few microseconds shorter, at every attempt)."""
+    from tests.fakes import sse
+
+    ticks = iter(range(1_000_000))
+    fake = FakeProvider()
+    client = fake.openai()
+    manager = notdiamond.init(
+        client,
+        models=["openai/gpt-4o"],
+        timeout=60.0,
+        deadline=25.0,
+        clock=lambda: next(ticks) * 1e-3,  # time moves on at every read
+        sleep=lambda _s: None,
+    )
+    fake.script("openai/gpt-4o", sse())
+    try:
+        stream = client.chat.completions.create(model="notdiamond", messages=USER, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello"
+    finally:
+        manager.close()
+    (sent,) = fake.sent
+    assert sent.timeout is not None
+    assert len(set(sent.timeout.values())) == 1, sent.timeout  # one cut timeout, not a read cap
+    assert sent.timeout["read"] == 25.0  # the first attempt starts when the call does
