@@ -3,8 +3,8 @@
 A fleet's workers are spawned processes, so a patch applied in the job's process would not reach
 them: each mutant names a patch in :data:`PATCHES` (passed to the workers as the ``init`` extra
 ``chaos.fleet.FLEET_PATCH``) that every worker applies before it imports its clients. Seams:
-``notdiamond._health.redis_state.RedisCircuit.__init__`` (the Redis keys of a breaker) and
-the module's ``CIRCUIT_SCRIPT`` (the Lua script every sync runs). A fragment of the script that
+``notdiamond._health.redis_state.RedisCircuit.__init__`` (the Redis keys of a breaker),
+``RedisState._down`` (what a failed round trip does) and the module's ``CIRCUIT_SCRIPT`` (the Lua script every sync runs). A fragment of the script that
 is no longer there makes the patch raise, the run crash, and the suite fail.
 """
 
@@ -75,11 +75,25 @@ def _no_ttl() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _never_local() -> Iterator[None]:
+    """Redis unreachable: the process stays on the shared state it last read (no local fallback,
+    no WARNING): a half-open model waits for a lease that no one can grant."""
+    from notdiamond._health.redis_state import RedisState
+
+    def stay(self: Any, exc: BaseException) -> None:
+        return None
+
+    with swapped(RedisState, "_down", stay):
+        yield
+
+
 #: name -> the patch every worker of a fleet run applies.
 PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "fleet_state_not_shared": _not_shared,
     "fleet_lease_missing": _lease_missing,
     "fleet_no_ttl": _no_ttl,
+    "fleet_never_local": _never_local,
 }
 
 
@@ -124,6 +138,14 @@ def fleet_mutants() -> list[Any]:
             "fleet-outage",
             "redis_expiry",
             _marker("fleet_no_ttl"),
+            sizer=quick_size,
+        ),
+        Mutant(
+            "fleet_never_local",
+            "with Redis unreachable a process keeps its last shared state (no local fallback)",
+            "fleet-redis-restart",
+            "redis_local_fallback",
+            _marker("fleet_never_local"),
             sizer=quick_size,
         ),
     ]
