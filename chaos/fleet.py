@@ -79,6 +79,15 @@ class FleetInfo:
     end: float = 0.0
     #: Wall seconds spawning and starting the workers took (not part of the run's time axis).
     startup_s: float = 0.0
+    #: Per process, in order of arrival: (syncs its RedisState ended, its worker thread alive at
+    #: the end of the traffic). Diagnostics for the report.
+    syncs: list[tuple[int, bool]] = field(default_factory=list)
+    #: The machine's stalls seen by a heartbeat thread of the runner: (at, seconds late).
+    stalls: list[tuple[float, float]] = field(default_factory=list)
+
+    def stalled(self, start: float, end: float) -> float:
+        """Seconds the machine stalled between ``start`` and ``end`` (heartbeats late)."""
+        return sum(late for at, late in self.stalls if start - late <= at < end)
 
     def process_of(self, request: int) -> int:
         return request // self.per_process
@@ -237,6 +246,13 @@ def _work(spec: WorkerSpec, conn: Any) -> None:
             current_request.set(request)
             send_sync(create, request, scenario.traffic.model, False, trace.endings, clock)
         end = clock()
+        # diagnostics for the report: how many syncs this process's RedisState ended, and
+        # whether its worker thread was still alive at the end of the traffic
+        health = (
+            (int(state._syncs), bool(state._thread and state._thread.is_alive()))
+            if state is not None
+            else (0, False)
+        )
         if state is not None:
             state.close()
     for c in clients:
@@ -246,7 +262,16 @@ def _work(spec: WorkerSpec, conn: Any) -> None:
         for t in trace.transitions
     ]
     conn.send(
-        ("done", spec.index, trace.attempts, trace.endings, transitions, handler.records, end)
+        (
+            "done",
+            spec.index,
+            trace.attempts,
+            trace.endings,
+            transitions,
+            handler.records,
+            end,
+            health,
+        )
     )
 
 
@@ -350,6 +375,9 @@ def run_fleet(
             )
         )
         origin = time.monotonic() - server.now()
+        heartbeat = _Heartbeat(origin)
+        heartbeat.start()
+        stack.callback(heartbeat.stop.set)
         faults = None
         if redis is not None and fleet.redis_down is not None:
             faults = _RedisFaults(redis, origin, fleet.redis_down)
@@ -358,9 +386,10 @@ def run_fleet(
             conn.send(("go", server.url, origin))
         ends = []
         for conn in conns:
-            _, index, attempts, endings, transitions, logs, end = _expect(
+            _, index, attempts, endings, transitions, logs, end, health = _expect(
                 conn, "done", duration + 120.0
             )
+            info.syncs.append(health)
             trace.attempts.extend(attempts)
             trace.endings.extend(endings)
             info.transitions.extend(transitions)
@@ -372,6 +401,7 @@ def run_fleet(
         if redis is not None:
             info.redis_ttls = _ttls(redis.url, prefix)
         info.end = max(ends, default=0.0)
+        info.stalls = list(heartbeat.stalls)
         virtual = server.now()
     trace.issued = n * fleet.processes
     trace.max_in_flight = fleet.processes
@@ -395,6 +425,25 @@ def _reap(workers: list[Any]) -> None:
         if proc.is_alive():
             proc.kill()
             proc.join()
+
+
+class _Heartbeat(threading.Thread):
+    """Wakes every 10 ms and records each wake-up more than 20 ms late: the machine's stalls,
+    which the timing checks add to their tolerance (a stalled machine delays every process)."""
+
+    def __init__(self, origin: float) -> None:
+        super().__init__(name="chaos-heartbeat", daemon=True)
+        self.origin = origin
+        self.stalls: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            before = time.monotonic()
+            self.stop.wait(0.01)
+            late = time.monotonic() - before - 0.01
+            if late > 0.02:
+                self.stalls.append((before - self.origin, late))
 
 
 class _RedisFaults(threading.Thread):

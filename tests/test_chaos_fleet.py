@@ -29,7 +29,7 @@ def test_fleet_scenarios_load_with_their_settings() -> None:
     assert outage.mode == restart.mode == "fleet"
     assert outage.fleet == FleetSettings(4, 0.1, 0.1, 5.0, None)
     assert restart.fleet is not None
-    assert restart.fleet.redis_down == (1.2, 2.0)
+    assert restart.fleet.redis_down == (1.0, 2.4)
     assert restart.fleet.local_bound == pytest.approx(0.2)
 
 

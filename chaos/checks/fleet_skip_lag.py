@@ -8,8 +8,10 @@ from . import register
 from .base import Check, RunView
 from .fleet_bounds import fleet_of
 
-#: Scheduling slack on a loaded 2-core machine (the worker thread's wake-up, the round trip).
-SCHEDULING_SLACK = 0.1
+#: Scheduling slack on a loaded 2-core machine: a process's sync thread or its next call can wait
+#: this long for a core (up to 714 ms late was seen with 0.1 s of slack at load average 6.7 on 2
+#: cores, the test suite's reduced run beside other work).
+SCHEDULING_SLACK = 0.5
 
 
 def skip_tolerance(interval: float, timeout: float) -> float:
@@ -23,7 +25,8 @@ class FleetSkipLag(Check):
     name = "fleet_skip_lag"
     description = (
         "every process's first call that skips the primary starts within sync_interval + "
-        "(interval + timeout + 0.1 s) of the fleet's first opening of its breaker (exact)"
+        "(interval + timeout + 0.5 s + the machine's measured stalls) of the fleet's first "
+        "opening of its breaker (exact)"
     )
     needs = frozenset({"http"})
 
@@ -40,6 +43,8 @@ class FleetSkipLag(Check):
             )
         opened = min(opens)
         allowed = info.sync_interval + skip_tolerance(view.scenario.traffic.interval, info.timeout)
+        stalled = info.stalled(opened, opened + allowed)
+        allowed += stalled
         lags: list[float | None] = [None] * info.processes
         for request, recs in sorted(view.http.items()):
             w = info.process_of(request)
@@ -57,7 +62,7 @@ class FleetSkipLag(Check):
             summary=(
                 f"first opening at {opened:.3f} s; each process's first skip after it: {shown} "
                 f"(allowed {allowed * 1000:.0f} ms = sync_interval {info.sync_interval:g} s + "
-                f"tolerance); {len(late)} late"
+                f"tolerance + {stalled * 1000:.0f} ms the machine stalled); {len(late)} late"
             ),
             details={"opened": opened, "lags": lags, "allowed": allowed, "late": late},
         )

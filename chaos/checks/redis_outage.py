@@ -106,7 +106,7 @@ class RedisLocalFallback(Check):
     name = "redis_local_fallback"
     description = (
         "after Redis is killed, every process logs one WARNING within sync_interval + timeout "
-        "(+0.1 s), and then decides alone: each sends its own probes to the dead primary before "
+        "(+0.5 s + the machine's measured stalls), and then decides alone: each sends its own probes to the dead primary before "
         "Redis is back (exact)"
     )
     needs = frozenset({"http"})
@@ -120,6 +120,7 @@ class RedisLocalFallback(Check):
             return self.exact(view, 0, events=0, n=0, summary="no Redis outage ran", details={})
         kill, back = info.redis_down
         allowed = info.sync_interval + info.timeout + SCHEDULING_SLACK
+        allowed += info.stalled(kill, kill + allowed)
         key = view.scenario.first_key() or view.scenario.order[0]
         local_from = kill + allowed
         problems: list[str] = []
@@ -154,7 +155,12 @@ class RedisLocalFallback(Check):
                 f"(allowed {allowed * 1000:.0f} ms); probes of the dead primary per process on "
                 f"local state: {own_probes}" + (f"; {problems}" if problems else "")
             ),
-            details={"lags": lags, "own_probes": own_probes, "problems": problems},
+            details={
+                "lags": lags,
+                "own_probes": own_probes,
+                "problems": problems,
+                "syncs_and_thread_alive": info.syncs,
+            },
         )
 
 
@@ -163,7 +169,7 @@ class RedisResync(Check):
     name = "redis_resync"
     description = (
         "after Redis returns, every process logs that it resynchronised within sync_interval + "
-        "timeout (+0.1 s), and from one break later the dead primary's probes are a break apart "
+        "timeout (+0.5 s + the machine's measured stalls), and from one break later the dead primary's probes are a break apart "
         "again (one per break, fleet-wide) (exact)"
     )
     needs = frozenset({"http"})
@@ -177,6 +183,7 @@ class RedisResync(Check):
             return self.exact(view, 0, events=0, n=0, summary="no Redis outage ran", details={})
         _, back = info.redis_down
         allowed = info.sync_interval + info.timeout + SCHEDULING_SLACK
+        allowed += info.stalled(back, back + allowed)
         problems: list[str] = []
         lags: list[float | None] = []
         for w in range(info.processes):
@@ -207,5 +214,10 @@ class RedisResync(Check):
                 f"{len(close)} less than a break ({least:g} s) apart"
                 + (f"; {problems}" if problems else "")
             ),
-            details={"lags": lags, "probes": probes, "problems": problems},
+            details={
+                "lags": lags,
+                "probes": probes,
+                "problems": problems,
+                "syncs_and_thread_alive": info.syncs,
+            },
         )
