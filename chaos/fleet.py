@@ -71,7 +71,8 @@ class FleetInfo:
     timeout: float
     transitions: list[FleetTransition] = field(default_factory=list)
     logs: list[RedisLog] = field(default_factory=list)
-    #: (kill, start) as they really happened, seconds of the run.
+    #: (kill, start) as they really happened, seconds of the run: the times just before the server
+    #: was killed and before it was started again (no process can see either earlier).
     redis_down: tuple[float, float] | None = None
     #: After the run: every key under the run's prefix and its PTTL in ms (-1: no TTL).
     redis_ttls: dict[str, int] = field(default_factory=dict)
@@ -457,11 +458,13 @@ class _RedisFaults(threading.Thread):
     def run(self) -> None:
         kill, start = self.window
         time.sleep(max(0.0, self.origin + kill - time.monotonic()))
-        self.redis.kill()
+        # the times just before each action: no process can see it earlier
         killed = time.monotonic() - self.origin
+        self.redis.kill()
         time.sleep(max(0.0, self.origin + start - time.monotonic()))
+        started = time.monotonic() - self.origin
         self.redis.start()
-        self.happened = (killed, time.monotonic() - self.origin)
+        self.happened = (killed, started)
 
 
 def _ttls(url: str, prefix: str) -> dict[str, int]:
