@@ -31,10 +31,11 @@ from typing import Any, NamedTuple
 
 from .faults import ProviderFaults
 from .scenario import Scenario
+from .server import LoopbackServer
 from .trace import Trace, current_request
 
-#: The traffic starts this long after the workers are told to go (they build clients first).
-LEAD: float = 0.5
+#: The traffic starts this long after the workers are told to go.
+LEAD: float = 0.2
 #: Seconds a worker may take to import the SDK and the runtime (spawned on a busy machine).
 START_TIMEOUT: float = 120.0
 #: Key of the mutants' ``extra`` options that names a patch to apply inside every worker.
@@ -199,12 +200,13 @@ def _work(spec: WorkerSpec, conn: Any) -> None:
     _warm_up(spec.scenario, spec.warm_up_url)
     conn.send(("ready", spec.index))
     message = conn.recv()
-    if message[0] != "go":
+    if message[0] != "prepare":
         return
-    url, origin = str(message[1]), float(message[2])
+    url = str(message[1])
+    origin = [time.monotonic()]  # the run's origin, set by "go"
 
     def clock() -> float:
-        return time.monotonic() - origin
+        return time.monotonic() - origin[0]
 
     scenario, fleet = spec.scenario, spec.scenario.fleet
     assert fleet is not None
@@ -238,6 +240,16 @@ def _work(spec: WorkerSpec, conn: Any) -> None:
             state=state,
         ),
     ):
+        # everything is built (a shared state has made its first sync): the run may begin
+        if state is not None:
+            state.sync(timeout=5.0)
+        conn.send(("prepared", spec.index))
+        message = conn.recv()
+        if message[0] != "go":
+            return
+        origin[0] = float(message[1])
+        handler.records.clear()
+        trace.transitions.clear()
         create = client.chat.completions.create
         for i in range(spec.n):
             wait = LEAD + (i + offset) * interval - clock()
@@ -328,7 +340,6 @@ def run_fleet(
     ``patch``: a :data:`chaos.fleet_mutants.PATCHES` name applied inside every worker.
     """
     from .redis_server import ChaosRedis
-    from .server import LoopbackServer
 
     fleet = scenario.fleet
     if fleet is None:
@@ -364,18 +375,21 @@ def run_fleet(
         for conn in conns:
             _expect(conn, "ready", START_TIMEOUT)
         info.startup_s = time.monotonic() - started
-        server = stack.enter_context(
-            LoopbackServer(
-                scenario.providers,
-                seed,
-                trace,
-                time_scale=1.0,
-                timeouts=scenario.timeouts,
-                max_requests=100 * n * fleet.processes,
-                max_seconds=duration + 120.0,
-            )
+        server = _FleetServer(
+            scenario.providers,
+            seed,
+            trace,
+            time_scale=1.0,
+            timeouts=scenario.timeouts,
+            max_requests=100 * n * fleet.processes,
+            max_seconds=duration + 180.0,
         )
-        origin = time.monotonic() - server.now()
+        stack.enter_context(server)
+        for conn in conns:
+            conn.send(("prepare", server.url))
+        for conn in conns:
+            _expect(conn, "prepared", START_TIMEOUT)
+        origin = server.start_clock()
         heartbeat = _Heartbeat(origin)
         heartbeat.start()
         stack.callback(heartbeat.stop.set)
@@ -384,7 +398,7 @@ def run_fleet(
             faults = _RedisFaults(redis, origin, fleet.redis_down)
             faults.start()
         for conn in conns:
-            conn.send(("go", server.url, origin))
+            conn.send(("go", origin))
         ends = []
         for conn in conns:
             _, index, attempts, endings, transitions, logs, end, health = _expect(
@@ -426,6 +440,23 @@ def _reap(workers: list[Any]) -> None:
         if proc.is_alive():
             proc.kill()
             proc.join()
+
+
+class _FleetServer(LoopbackServer):
+    """The loopback server on the run's time axis: its clock (the outage windows, its records)
+    starts at :meth:`start_clock`, once every worker has built its clients and state."""
+
+    offset = 0.0
+
+    def now(self) -> float:
+        return super().now() - self.offset
+
+    def start_clock(self) -> float:
+        """Start the run's clock now; returns its origin on ``time.monotonic()``."""
+        origin = time.monotonic()
+        self.offset = 0.0
+        self.offset = super().now() - (time.monotonic() - origin)
+        return origin
 
 
 class _Heartbeat(threading.Thread):
