@@ -429,8 +429,15 @@ def load_builtin(names: list[str] | None = None) -> list[Scenario]:
     return [load(p) for p in paths.values()]
 
 
+#: A fleet run's cost per request in the scheduler's units: it runs in real time (about 20 s with
+#: its start-up) and fleet runs take turns, so they are started first, not left for the tail.
+FLEET_COST_PER_REQUEST: Final = 150.0
+
+
 def expected_http_per_request(scenario: Scenario) -> float:
     """A rough cost estimate (HTTP requests per request), for scheduling runs across cores."""
+    if scenario.mode == "fleet":
+        return FLEET_COST_PER_REQUEST
     total = 0.0
     for key in scenario.order:
         t, p = scenario.providers[key].p_attempt(scenario.timeouts[key], scenario.retry_after_cap)
