@@ -1,22 +1,23 @@
 """A fleet: several worker processes that share one Redis and the loopback fake provider.
 
-:func:`run_fleet` starts a Redis server of its own (:mod:`chaos.redis_server`), spawns
-``fleet.processes`` workers (``multiprocessing``, spawn), ``n // processes`` requests each, waits until each has imported the SDK and
-the runtime, then starts the loopback server (:class:`chaos.server.LoopbackServer`, real sockets,
-``time_scale`` 1) and lets every worker send its share of the traffic. Each worker patches its SDK
-client with ``notdiamond.init(..., state=notdiamond.RedisState(url, ...))`` (``shared=False``:
-per-process state, the comparison) and records its trace: attempts and transitions the runtime
-reported, how each call ended, and when the runtime logged that Redis went away or came back.
+:func:`run_fleet` starts a Redis server of its own (:mod:`chaos.redis_server`) and spawns
+``fleet.processes`` workers (``multiprocessing``, spawn), ``n // processes`` requests each. Each
+worker imports the SDK and the runtime and warms up (one call on a healthy loopback server); then
+the loopback fake provider starts (:class:`chaos.server.LoopbackServer`, real sockets,
+``time_scale`` 1), every worker builds its clients, its ``notdiamond.RedisState(url, ...)``
+(``shared=False``: per-process state, the comparison) and its ``notdiamond.init``, and only then
+does the run's clock start and the traffic begin. Each worker records its trace: the attempts and
+transitions its runtime reported, how each call ended, and when the runtime logged that Redis went
+away or came back.
 
 Time is real: every process and the server read ``time.monotonic()`` (one clock per machine)
-from the same origin, so the provider's records, the workers' transitions and the Redis faults
+from the run's origin, so the provider's records, the workers' transitions and the Redis faults
 share one time axis (seconds of the run). Worker ``w`` sends request ``i`` (global id
-``w * n + i``) at ``(i + w / processes) * interval``, or when its previous call ended.
+``w * n + i``) at ``LEAD + (i + w / processes) * interval``, or when its previous call ended.
 
 With ``fleet.redis_down = [kill, start]`` a timer kills the server (SIGKILL) at ``kill`` and starts
 it again, empty, on the same port at ``start``. After the traffic, the TTL of every key under the
-run's prefix is read back from Redis (``FleetInfo.redis_ttls``) for the expiry check.
-"""
+run's prefix is read back from Redis (``FleetInfo.redis_ttls``) for the expiry check."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class FleetInfo:
     end: float = 0.0
     #: Wall seconds spawning and starting the workers took (not part of the run's time axis).
     startup_s: float = 0.0
-    #: Per process, in order of arrival: (syncs its RedisState ended, its worker thread alive at
+    #: Per process (by index): (syncs its RedisState ended, its worker thread alive at
     #: the end of the traffic). Diagnostics for the report.
     syncs: list[tuple[int, bool]] = field(default_factory=list)
     #: The machine's stalls seen by a heartbeat thread of the runner: (at, seconds late).
