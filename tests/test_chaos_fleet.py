@@ -98,3 +98,117 @@ def test_chaos_redis_starts_is_killed_and_comes_back_empty() -> None:
         assert client.get("k") is None  # no persistence: a restart comes back empty
         client.close()
     assert not os.path.exists(server._dir)
+
+
+# -- the checks on synthetic fleet traces: each rule can fail -----------------------------------
+
+
+def _fleet_view(
+    http: list[tuple[int, str, float]],
+    *,
+    opened: float = 1.05,
+    ttls: dict[str, int] | None = None,
+) -> Any:
+    """A fleet-outage run of 4 processes x 10 requests: (request, model, start) per HTTP request."""
+    from chaos.checks.base import RunView
+    from chaos.fleet import FleetInfo, FleetTrace, FleetTransition
+    from chaos.trace import HttpRecord
+
+    scenario = load_builtin(["fleet-outage"])[0]
+    info = FleetInfo(4, 10, True, 0.1, 0.1, end=4.0, redis_ttls=ttls or {})
+    info.transitions = [FleetTransition(0, "openai/gpt-4o", "closed", "open", opened, "x", None)]
+    records = [
+        HttpRecord(r, key, key.split("/")[0], start, start + 0.005, "503", None, "outage", False, 0)
+        for r, key, start in http
+    ]
+    trace = FleetTrace(http=records, issued=40, fleet=info)
+    return RunView(scenario, 1, trace)
+
+
+PRIMARY, BACKUP = "openai/gpt-4o", "azure/gpt-4o"
+
+
+def test_dead_primary_fails_on_two_probes_within_one_break() -> None:
+    from chaos.checks.fleet_dead_primary import FleetDeadPrimary
+
+    opening = [(w * 10, PRIMARY, 1.0 + 0.01 * w) for w in range(4)]
+    probes = [(1, PRIMARY, 2.0), (11, PRIMARY, 2.2), (21, PRIMARY, 2.4)]
+    assert FleetDeadPrimary().run(_fleet_view(opening + probes)).passed
+    twice = [*probes, (31, PRIMARY, 2.25)]  # a second process probes 50 ms after the first
+    result = FleetDeadPrimary().run(_fleet_view(opening + twice))
+    assert not result.passed
+    assert result.details["gaps_below_break"] == 1  # 2.2 -> 2.25; 2.25 -> 2.4 is a whole break
+    assert result.details["separate_bound"] == 4 * (3 + result.details["probe_bound"])
+
+
+def test_dead_primary_fails_beyond_the_shared_bound() -> None:
+    from chaos.checks.fleet_dead_primary import FleetDeadPrimary
+
+    # 40 requests to the dead primary before the fleet learned of the opening: over 12 + 20
+    flood = [(r, PRIMARY, 1.0 + 0.001 * r) for r in range(40)]
+    result = FleetDeadPrimary().run(_fleet_view(flood, opened=1.05))
+    assert not result.passed
+    assert result.statistic == 40 - result.details["shared_bound"]
+
+
+def test_skip_lag_fails_when_a_process_keeps_calling_the_primary() -> None:
+    from chaos.checks.fleet_skip_lag import FleetSkipLag
+
+    skips = [(w * 10 + 1, BACKUP, 1.1) for w in range(4)]
+    assert FleetSkipLag().run(_fleet_view(skips)).passed
+    late = [*skips[:3], (31, PRIMARY, 1.1), (32, BACKUP, 2.5)]  # process 3 skips 1.45 s late
+    result = FleetSkipLag().run(_fleet_view(late))
+    assert not result.passed
+    assert result.details["late"] == [3]
+
+
+def test_redis_expiry_fails_on_a_key_without_ttl() -> None:
+    from chaos.checks.redis_expiry import RedisExpiry
+
+    good = {"p:cb:openai/gpt-4o": 5000, "p:epoch": 86_000_000}
+    assert RedisExpiry().run(_fleet_view([], ttls=good)).passed
+    result = RedisExpiry().run(_fleet_view([], ttls={**good, "p:cb:openai/gpt-4o:window": -1}))
+    assert not result.passed
+    assert result.details["bad"] == {"p:cb:openai/gpt-4o:window": -1}
+
+
+def _restart_view(logs: list[tuple[int, str, float]], http: list[tuple[int, str, float]]) -> Any:
+    """A fleet-redis-restart run of 4 processes x 10 requests; Redis down from 1.0 s to 2.4 s."""
+    from chaos.checks.base import RunView
+    from chaos.fleet import FleetInfo, FleetTrace, RedisLog
+    from chaos.trace import HttpRecord
+
+    scenario = load_builtin(["fleet-redis-restart"])[0]
+    info = FleetInfo(4, 10, True, 0.1, 0.1, end=4.0, redis_down=(1.0, 2.4))
+    info.logs = [RedisLog(w, kind, at) for w, kind, at in logs]
+    records = [
+        HttpRecord(r, key, key.split("/")[0], start, start + 0.005, "503", None, "outage", False, 0)
+        for r, key, start in http
+    ]
+    return RunView(scenario, 1, FleetTrace(http=records, issued=40, fleet=info))
+
+
+def test_local_fallback_needs_a_warning_and_own_probes_in_every_process() -> None:
+    from chaos.checks.redis_outage import RedisLocalFallback
+
+    logs = [(w, "down", 1.05) for w in range(4)]
+    own = [(w * 10 + 1, PRIMARY, 1.9) for w in range(4)]
+    assert RedisLocalFallback().run(_restart_view(logs, own)).passed
+    result = RedisLocalFallback().run(_restart_view(logs[:3], own[:3]))
+    assert not result.passed
+    assert result.details["problems"] == [
+        "#3 no WARNING within 700 ms",
+        "#3 0 WARNINGs for one outage",
+        "#3 sent no probe of its own while Redis was down",
+    ]
+
+
+def test_resync_needs_an_info_per_process_and_probes_a_break_apart() -> None:
+    from chaos.checks.redis_outage import RedisResync
+
+    logs = [(w, "up", 2.5) for w in range(4)]
+    probes = [(1, PRIMARY, 3.3), (11, PRIMARY, 3.5)]
+    assert RedisResync().run(_restart_view(logs, probes)).passed
+    result = RedisResync().run(_restart_view(logs, [*probes, (21, PRIMARY, 3.55)]))
+    assert not result.passed
+    assert "1 probes less than a break apart after the resync" in result.details["problems"]
