@@ -58,11 +58,13 @@ class FleetDeadPrimary(Check):
         opens = [t.at for t in info.transitions if t.key == key and t.after == "open"]
         learned = end
         if opens:
+            first = min(opens)
             learned = (
-                min(opens)
+                first
                 + info.sync_interval
                 + skip_tolerance(view.scenario.traffic.interval, info.timeout)
             )
+            learned += info.stalled(first, learned)  # as fleet_skip_lag allows
         probes = [r.start for r in received if r.start >= learned]
         gaps = [b - a for a, b in itertools.pairwise(probes)]
         least = breaker_duration(view.scenario)
