@@ -3,7 +3,8 @@
 1. pytest-benchmark over ``benchmarks/test_*.py`` (overhead, decision costs, harness throughput,
    the success-path cost of ``RedisState`` on a server it starts);
 2. every scenario against every contender in virtual time (the original SDK in its own venv), and
-   LiteLLM's Router in real time over loopback sockets (its own venv; full runs only);
+   LiteLLM's Router in real time over loopback sockets (its own venv; full runs only); the fleet
+   benchmark (``benchmarks/fleet.py``: shared against per-process breaker state, real time);
 3. ``summary.md``, ``results.json`` and ``comparison.png`` in ``reports/bench/`` (``--quick``:
    ``reports/bench/quick/``), the overhead compared with ``benchmarks/baseline.json``.
 
@@ -26,7 +27,7 @@ from typing import Any, Final
 
 import openai
 
-from benchmarks import litellm_router, original_sdk, profile_hook, report
+from benchmarks import fleet, litellm_router, original_sdk, profile_hook, report
 from benchmarks.contenders import (
     IN_PROCESS,
     ORIGINAL_SDK,
@@ -96,6 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=litellm_router.REQUESTS,
         help="LiteLLM's logical requests per scenario (real time: 0.5 s each)",
+    )
+    parser.add_argument(
+        "--no-fleet",
+        action="store_true",
+        help="skip the fleet benchmark (shared vs per-process breaker state; needs Redis)",
     )
     parser.add_argument(
         "--render-only",
@@ -282,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     original_results, original = run_original(workload, args.no_original or False)
     runs = run_contenders(workload, original_results, litellm_results)
+    # real time, several processes: 1, 4 and 16 processes (--quick: 1 and 4)
+    fleet_section = None if args.no_fleet else fleet.run(mode)
 
     overhead = report.overhead_rows(benchmarks)
     paired = report.paired_rows(benchmarks)
@@ -353,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "litellm": litellm_status,
         "scenarios": scenario_results,
         "targets": targets,
+        "fleet": fleet_section,
         "wall_seconds": time.perf_counter() - started,
     }
     plot = "comparison.png"

@@ -16,6 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from benchmarks.comparison_plot import write_plot as write_plot  # comparison.png
+from benchmarks.fleet import summary_lines as fleet_summary_lines
 from benchmarks.scenarios import ALL_SCENARIOS, RequestRecord
 
 #: The overhead goal of issue 4, in microseconds per call.
@@ -701,6 +702,7 @@ def write_summary(results: Mapping[str, Any], path: Path, plot_name: str | None)
                 f"{s.get('outage_requests_total', 0)} | {waiting} |"
             )
         lines.append("")
+    lines += fleet_summary_lines(results.get("fleet"))
     path.write_text("\n".join(lines))
 
 

@@ -344,4 +344,18 @@ def drive_server(
     return trace, virtual
 
 
-DRIVERS: dict[str, Driver] = {"sync": drive_sync, "async": drive_async, "server": drive_server}
+def drive_fleet(
+    scenario: Scenario, n: int, seed: int, *, extra: Mapping[str, Any], progress: Progress
+) -> tuple[Trace, float]:
+    """Several processes sharing one Redis and the loopback server (``chaos/fleet.py``)."""
+    from .fleet import fleet_driver
+
+    return fleet_driver(scenario, n, seed, extra=extra, progress=progress)
+
+
+DRIVERS: dict[str, Driver] = {
+    "sync": drive_sync,
+    "async": drive_async,
+    "server": drive_server,
+    "fleet": drive_fleet,
+}

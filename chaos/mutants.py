@@ -640,8 +640,11 @@ MUTANTS: dict[str, Mutant] = {
 
 # the stream mutants (SPEC 4.9), the hedging ones and the health strategies' ones (issue 12
 # section 5) live in their own modules
+from .fleet_mutants import fleet_mutants  # noqa: E402
 from .hedge_mutants import hedge_mutants  # noqa: E402
 from .mutants_health import health_mutants  # noqa: E402
 from .stream_mutants import stream_mutants  # noqa: E402
 
-MUTANTS.update({m.name: m for m in (*stream_mutants(), *hedge_mutants(), *health_mutants())})
+MUTANTS.update(
+    {m.name: m for m in (*stream_mutants(), *hedge_mutants(), *health_mutants(), *fleet_mutants())}
+)

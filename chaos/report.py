@@ -334,6 +334,10 @@ def section_scenarios(s: Summary) -> list[str]:
             "sync": "sync clients, in-process transport, virtual clock",
             "async": "async clients, in-process transport, virtual-time event loop",
             "server": f"sync clients over real sockets to the loopback server (delays x{sc.time_scale:g})",
+            "fleet": (
+                f"{sc.fleet.processes if sc.fleet else 0} processes sharing one Redis and the "
+                "loopback server (real sockets, real time; the requests split evenly)"
+            ),
         }[sc.mode]
         L += [f"### {sc.name}", "", sc.description, ""]
         L.append(

@@ -19,11 +19,12 @@ from typing import Any, Final, Literal
 from notdiamond._config import ModelSettings
 
 from .faults import FaultModelError, ProviderFaults
+from .fleet_settings import FleetSettings, parse_fleet
 from .health import HEALTH_FIELDS, init_options
 
 SCENARIO_DIR: Final = Path(__file__).parent / "scenarios"
 
-Mode = Literal["sync", "async", "server"]
+Mode = Literal["sync", "async", "server", "fleet"]
 
 _TOP_FIELDS: Final = {
     "description",
@@ -34,6 +35,7 @@ _TOP_FIELDS: Final = {
     "checks",
     "server",
     "selector_draws",
+    "fleet",
 }
 _CONFIG_FIELDS: Final = {
     "models",
@@ -84,6 +86,8 @@ class Scenario:
     time_scale: float = 0.01
     #: Also run the weighted checks at their full power-analysis size on the runtime's selector.
     selector_draws: bool = False
+    #: For ``mode="fleet"``: the processes and their shared Redis state (``chaos/fleet_settings.py``).
+    fleet: FleetSettings | None = None
     source: str = ""
     order: tuple[str, ...] = field(default=())
     weights: tuple[float, ...] | None = None
@@ -173,8 +177,20 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(source, "a scenario is an object (JSON) or a table (TOML) at the top level.")
     _only(source, "", raw, _TOP_FIELDS)
     mode = raw.get("mode", "sync")
-    if mode not in ("sync", "async", "server"):
-        raise _fail(source, f"mode: {mode!r}; use 'sync', 'async' or 'server'.")
+    if mode not in ("sync", "async", "server", "fleet"):
+        raise _fail(
+            source,
+            f"mode: {mode!r}; use 'sync', 'async' or 'server' "
+            "(or 'fleet': several processes, see chaos/fleet_settings.py).",
+        )
+    fleet: FleetSettings | None = None
+    if mode == "fleet" or "fleet" in raw:
+        if mode != "fleet":
+            raise _fail(source, 'fleet: only with "mode": "fleet".')
+        try:
+            fleet = parse_fleet(raw.get("fleet", {}))
+        except ValueError as exc:
+            raise _fail(source, str(exc)) from None
 
     config = raw.get("config")
     if not isinstance(config, Mapping) or "models" not in config:
@@ -280,6 +296,7 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         checks=tuple(c for c in names if c in checks_raw),
         time_scale=float(time_scale),
         selector_draws=bool(raw.get("selector_draws", False)),
+        fleet=fleet,
         source=source,
         order=order,
         weights=weights,
@@ -288,7 +305,9 @@ def parse(raw: object, *, name: str, source: str = "<scenario>") -> Scenario:
         raise _fail(
             source, f"traffic.model: {model!r} is neither 'notdiamond' nor a configured model."
         )
-    if mode == "server" and any(f.retry_after.header == "http-date" for f in providers.values()):
+    if mode in ("server", "fleet") and any(
+        f.retry_after.header == "http-date" for f in providers.values()
+    ):
         raise _fail(
             source,
             "retry_after.header 'http-date' is for in-process modes: over real sockets the "
@@ -410,8 +429,15 @@ def load_builtin(names: list[str] | None = None) -> list[Scenario]:
     return [load(p) for p in paths.values()]
 
 
+#: A fleet run's cost per request in the scheduler's units: it runs in real time (about 20 s with
+#: its start-up) and fleet runs take turns, so they are started first, not left for the tail.
+FLEET_COST_PER_REQUEST: Final = 150.0
+
+
 def expected_http_per_request(scenario: Scenario) -> float:
     """A rough cost estimate (HTTP requests per request), for scheduling runs across cores."""
+    if scenario.mode == "fleet":
+        return FLEET_COST_PER_REQUEST
     total = 0.0
     for key in scenario.order:
         t, p = scenario.providers[key].p_attempt(scenario.timeouts[key], scenario.retry_after_cap)

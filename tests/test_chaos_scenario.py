@@ -23,7 +23,7 @@ def base() -> dict[str, Any]:
 def test_every_builtin_scenario_loads() -> None:
     scenarios = load_builtin()
     assert len(scenarios) >= 8
-    assert {s.mode for s in scenarios} == {"sync", "async", "server"}
+    assert {s.mode for s in scenarios} == {"sync", "async", "server", "fleet"}
 
 
 @pytest.mark.parametrize(
