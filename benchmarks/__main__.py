@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def require_redis_server() -> None:
     """The RedisState benchmark (``test_state.py``) starts a real server: fail at once, naming the
     fixes, when there is no server binary (never a silent skip)."""
-    from tests.redis_server import find_server_binary
+    from chaos.redis_server import find_server_binary
 
     try:
         find_server_binary()

@@ -41,7 +41,7 @@ from benchmarks.test_overhead import (
     StubbedOpenAI,
     _options,
 )
-from tests.redis_server import RedisServer
+from chaos.redis_server import RedisServer
 
 #: Interleaved rounds (``BENCH_STATE_ROUNDS`` overrides, for --quick) and calls per batch.
 STATE_ROUNDS: Final = int(os.environ.get("BENCH_STATE_ROUNDS", "1000"))

@@ -340,7 +340,7 @@ def run_fleet(
     ``shared``: every process on one ``RedisState`` (else per-process state, no Redis).
     ``patch``: a :data:`chaos.fleet_mutants.PATCHES` name applied inside every worker.
     """
-    from .redis_server import ChaosRedis
+    from .redis_server import RedisServer
 
     fleet = scenario.fleet
     if fleet is None:
@@ -353,7 +353,7 @@ def run_fleet(
     duration = LEAD + (n + 1) * scenario.traffic.interval
     with contextlib.ExitStack() as stack:
         stack.enter_context(_one_fleet_at_a_time())
-        redis = stack.enter_context(ChaosRedis()) if shared else None
+        redis = stack.enter_context(RedisServer()) if shared else None
         healthy = {k: ProviderFaults.parse(k, {}) for k in scenario.order}
         warm = stack.enter_context(
             LoopbackServer(healthy, seed, time_scale=1.0, max_seconds=START_TIMEOUT + 60)

