@@ -284,8 +284,8 @@ def _from_arguments(target: str, arguments: Mapping[str, Any]) -> Captured:
         if value is not None and value is not False:
             config[name] = True if value is True else option_fields(value)
     hedge = arguments.get("hedge")
-    if hedge is not None:
-        config["hedge"] = option_fields(hedge)
+    if hedge is not None and hedge is not False:  # True: notdiamond.Hedge()'s defaults
+        config["hedge"] = {} if hedge is True else option_fields(hedge)
     extra = {}
     if arguments.get("sdk_retries"):
         extra["sdk_retries"] = True

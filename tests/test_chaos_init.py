@@ -520,6 +520,29 @@ def test_async_clients_run_on_virtual_time_with_the_hedge_checks(app_dir: Path) 
     assert slow["figures"]["p99_s"] < 4.0
 
 
+def test_hedge_true_or_false_is_captured_as_init_reads_it(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "hedge_switch",
+        """
+        def clients():
+            return [AsyncOpenAI(api_key="k"), AsyncAzureOpenAI(api_key="k", azure_endpoint="https://x.invalid", api_version="2024-06-01")]
+
+        def on():
+            return notdiamond.init(clients(), models=["openai/gpt-4o", "azure/gpt-4o"], hedge=True)
+
+        def off():
+            return notdiamond.init(clients(), models=["openai/gpt-4o", "azure/gpt-4o"], hedge=False)
+        """,
+    )
+    assert capture(f"{module}:on").config["hedge"] == {}  # True: notdiamond.Hedge()'s defaults
+    assert "hedge" not in capture(f"{module}:off").config
+    argv = ["--init", f"{module}:on", "--quick", "--scenario", "slow-primary", "--out", "rep"]
+    code = main([*argv, "--no-plots"])
+    assert code == 0
+    assert results(app_dir / "rep")["configuration"]["hedge"] == {}
+
+
 def test_an_application_that_streams_gets_the_stalled_streams_scenario(app_dir: Path) -> None:
     module = write_app(
         app_dir,
