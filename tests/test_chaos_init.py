@@ -392,6 +392,32 @@ def test_a_failed_check_makes_the_exit_status_1(
     assert main(args) == 0  # the same run on the real runtime
 
 
+def test_a_run_that_crashes_is_reported_with_its_traceback_and_exit_status_1(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chaos.user_run
+
+    module = write_app(
+        app_dir,
+        "crashing_run",
+        """
+        def setup():
+            return notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+        """,
+    )
+
+    def crashing_driver(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the driver broke")
+
+    monkeypatch.setitem(chaos.user_run.DRIVERS, "sync", crashing_driver)
+    argv = ["--init", f"{module}:setup", "--quick", "--scenario", "storm", "--out", "rep"]
+    assert main([*argv, "--no-plots"]) == 1
+    assert "CRASHED storm:\nTraceback" in capsys.readouterr().err
+    (storm,) = results(app_dir / "rep")["scenarios"]
+    assert "RuntimeError: the driver broke" in storm["error"]
+    assert storm["checks"] == []
+
+
 def test_sdk_retries_run_with_the_applications_client_max_retries(app_dir: Path) -> None:
     module = write_app(
         app_dir,
