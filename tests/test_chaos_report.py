@@ -184,3 +184,23 @@ def test_a_job_that_crashes_is_a_result_with_its_traceback(monkeypatch: pytest.M
     assert result.error is not None
     assert result.error.startswith("Traceback")
     assert "RuntimeError: the driver broke" in result.error
+
+
+@pytest.mark.parametrize("name", ["streams-first-chunk", "streams-first-chunk-async"])
+def test_the_plain_sdk_streams_the_same_requests_as_the_librarys_run(name: str) -> None:
+    from chaos.drivers import DRIVERS, Progress
+
+    scenario = _scenario(name)
+    assert 0 < scenario.traffic.stream < 1
+    plain = Trace()
+    run_plain(scenario, 60, seed=4, trace=plain)
+    library, _ = DRIVERS[scenario.mode](
+        scenario, 60, 4, extra={}, progress=Progress(name, 60, False)
+    )
+
+    def streamed(trace: Trace) -> list[bool]:
+        first = {r.request: r.stream for r in reversed(trace.http)}
+        return [first[i] for i in range(60)]
+
+    assert streamed(plain) == streamed(library)
+    assert 0 < sum(streamed(plain)) < 60
