@@ -148,6 +148,13 @@ def load_setup(target: str) -> Callable[[], Any]:
             f"--init {target!r}: give MODULE:FUNCTION, the function your application runs to "
             "build its clients and call notdiamond.init, e.g. --init myapp.llm:setup."
         )
+    if module_name.endswith(".py") or module_name.startswith(".") or "/" in module_name:
+        dotted = module_name.removesuffix(".py").lstrip("./")
+        dotted = dotted.replace("/", ".")
+        raise SetupError(
+            f"--init {target!r}: MODULE is the module's import name, not a file path: run from "
+            f"the directory that holds your package and give --init {dotted}:{attr}."
+        )
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)

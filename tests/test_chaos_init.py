@@ -709,6 +709,9 @@ def test_unusable_setups_are_refused_naming_the_fix(
     [
         ("support_bot.llm", "give MODULE:FUNCTION"),
         ("no_such_package_here.llm:setup", "no module 'no_such_package_here' importable from"),
+        ("support_bot/llm.py:setup", "not a file path: run from the directory that holds your"),
+        ("./support_bot/llm.py:setup", "give --init support_bot.llm:setup."),
+        ("llm.py:make", "give --init llm:make."),
     ],
 )
 def test_bad_targets_are_refused(
