@@ -361,6 +361,35 @@ def test_workers_spread_the_scenarios_and_change_nothing_else(app_dir: Path) -> 
         assert verdicts(a) == verdicts(b)
 
 
+def test_flaky_5xx_advice_adds_a_fallback_only_where_there_is_none(app_dir: Path) -> None:
+    from chaos.findings import findings_for
+    from chaos.user_scenarios import fault_scenarios
+
+    module = write_app(
+        app_dir,
+        "flaky_advice",
+        """
+        def one():
+            return notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+
+        def two():
+            return notdiamond.init(OpenAI(api_key="k"), models={"openai/gpt-4o": 0.7, "openai/gpt-4o-mini": 0.3}, max_retries=2)
+        """,
+    )
+    figures = {"success": 0.995, "p99_s": 1.0, "wait_per_call_s": 0.0, "http_per_call": 1.1}
+    advice = {}
+    for name in ("one", "two"):
+        captured = capture(f"{module}:{name}")
+        (flaky,) = [u for u in fault_scenarios(captured, quick=True) if u.kind == "flaky-5xx"]
+        (advice[name],) = [
+            f.text for f in findings_for(flaky, figures, {}, captured) if f.level == "advice"
+        ]
+    assert advice["one"].endswith("raise max_retries or add a fallback model.")
+    assert advice["two"].endswith(
+        "raise max_retries (now 2 attempt(s) per model before it falls back)."
+    )
+
+
 def test_a_failed_check_makes_the_exit_status_1(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
