@@ -211,18 +211,23 @@ def _recording_init() -> Iterator[list[_InitCall]]:
     real = notdiamond.init
     signature = inspect.signature(real)
     calls: list[_InitCall] = []
+    recording = [True]
 
     def init(*args: Any, **kwargs: Any) -> Any:
         manager = real(*args, **kwargs)  # the real validation: a refusal propagates unchanged
-        bound = signature.bind(*args, **kwargs)
-        arguments = dict(bound.arguments)
-        arguments.update(arguments.pop("options", {}))
-        calls.append(_InitCall(arguments, manager))
+        if recording[0]:  # after the block, a module's own `init` name is the real init
+            bound = signature.bind(*args, **kwargs)
+            arguments = dict(bound.arguments)
+            arguments.update(arguments.pop("options", {}))
+            calls.append(_InitCall(arguments, manager))
         return manager
 
     init.__doc__ = real.__doc__
-    with swapped(notdiamond, "init", init):
-        yield calls
+    try:
+        with swapped(notdiamond, "init", init):
+            yield calls
+    finally:
+        recording[0] = False
 
 
 def capture(target: str) -> Captured:

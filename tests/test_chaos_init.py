@@ -19,6 +19,8 @@ from typing import Any
 import openai
 import pytest
 
+import notdiamond
+
 pytest.importorskip("scipy")
 
 from chaos.__main__ import main
@@ -789,6 +791,31 @@ def test_every_manager_built_during_setup_is_closed(app_dir: Path) -> None:
     built = sys.modules[module].BUILT
     assert len(built) == 4
     assert all(m.closed for m in built)
+
+
+def test_after_capture_init_is_the_real_one_again_and_records_nothing(app_dir: Path) -> None:
+    from chaos.user_config import _recording_init, load_setup
+
+    real = notdiamond.init
+    module = write_app(
+        app_dir,
+        "bound_init",
+        """
+        from notdiamond import init
+
+        def setup():
+            return init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+        """,
+    )
+    with _recording_init() as calls:  # what capture() does around the import and the call
+        load_setup(f"{module}:setup")().close()
+    assert len(calls) == 1  # the module's own setup() inside the block
+    assert notdiamond.init is real
+    # the module bound the name while a recorder was in place: it now only calls the real init
+    manager = sys.modules[module].setup()
+    assert isinstance(manager, notdiamond.RetryManager)
+    manager.close()
+    assert len(calls) == 1  # the recorder keeps nothing (no manager held) after its block
 
 
 def test_an_async_setup_function_is_awaited(app_dir: Path) -> None:
