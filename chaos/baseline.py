@@ -21,17 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .checks.base import RunView
-from .clock import VirtualClock, run_virtual
-from .drivers import sdk_sleep_on
+from .clock import run_virtual
+from .drivers import fake_async_clients, fake_sync_clients, sdk_sleep_on, stream_draws
 from .scenario import Scenario
 from .trace import CALLER_MESSAGES, REQUEST_HEADER, Trace, current_request
-from .transport import FakeProvider, make_clients, make_transports, sdk_http_module
 
 #: Calls of the baseline (and of the library's run they are compared with): the first ones.
 MAX_CALLS = 1000
-
-#: Seed offset of the generator that decides which requests are streamed (as the drivers').
-_STREAM_SEED = 17
 
 
 @dataclass(frozen=True)
@@ -88,19 +84,10 @@ def run_plain(scenario: Scenario, n: int, seed: int, trace: Trace | None = None)
 
 
 def _run_sync(scenario: Scenario, key: str, n: int, seed: int, trace: Trace) -> list[Call]:
-    http = sdk_http_module()
-    transport_cls, _ = make_transports(http)
-    vc = VirtualClock()
-    fake = FakeProvider(scenario.providers, seed, trace, vc.time)
-    clients = make_clients(
-        scenario.provider_set(),
-        is_async=False,
-        transport_for=lambda p: transport_cls(fake, p, vc.advance),
-        http=http,
-    )
+    vc, clients = fake_sync_clients(scenario, seed, trace)
     client = _client(clients, key, scenario.timeouts[key])
     model = key.split("/", 1)[1]
-    stream_rng = random.Random(seed + _STREAM_SEED)
+    stream_rng = stream_draws(seed)
     calls = []
     with sdk_sleep_on(vc):
         for i in range(n):
@@ -133,21 +120,13 @@ def _run_sync(scenario: Scenario, key: str, n: int, seed: int, trace: Trace) -> 
 
 
 def _run_async(scenario: Scenario, key: str, n: int, seed: int, trace: Trace) -> list[Call]:
-    http = sdk_http_module()
-    _, transport_cls = make_transports(http)
     model = key.split("/", 1)[1]
 
     async def main() -> list[Call]:
         loop = asyncio.get_running_loop()
-        fake = FakeProvider(scenario.providers, seed, trace, loop.time)
-        clients = make_clients(
-            scenario.provider_set(),
-            is_async=True,
-            transport_for=lambda p: transport_cls(fake, p),
-            http=http,
-        )
+        clients = fake_async_clients(scenario, seed, trace)
         client = _client(clients, key, scenario.timeouts[key])
-        stream_rng = random.Random(seed + _STREAM_SEED)
+        stream_rng = stream_draws(seed)
 
         async def one(i: int, stream: bool) -> Call:
             current_request.set(i)

@@ -36,6 +36,44 @@ from .transport import FakeProvider, make_clients, make_transports, sdk_http_mod
 _STREAM_SEED = 17
 
 
+def stream_draws(seed: int) -> random.Random:
+    """The generator that decides which requests of a run with ``seed`` are streamed (the
+    plain-SDK baseline draws the same, so both stream the same requests)."""
+    return random.Random(seed + _STREAM_SEED)
+
+
+def fake_sync_clients(
+    scenario: Scenario, seed: int, trace: Trace
+) -> tuple[VirtualClock, list[Any]]:
+    """Sync SDK clients of the scenario's providers over the in-process fake provider, whose
+    answers advance the returned virtual clock."""
+    http = sdk_http_module()
+    transport_cls, _ = make_transports(http)
+    vc = VirtualClock()
+    fake = FakeProvider(scenario.providers, seed, trace, vc.time)
+    clients = make_clients(
+        scenario.provider_set(),
+        is_async=False,
+        transport_for=lambda p: transport_cls(fake, p, vc.advance),
+        http=http,
+    )
+    return vc, clients
+
+
+def fake_async_clients(scenario: Scenario, seed: int, trace: Trace) -> list[Any]:
+    """Async SDK clients of the scenario's providers over the in-process fake provider, on the
+    running (virtual-time) event loop's clock."""
+    http = sdk_http_module()
+    _, transport_cls = make_transports(http)
+    fake = FakeProvider(scenario.providers, seed, trace, asyncio.get_running_loop().time)
+    return make_clients(
+        scenario.provider_set(),
+        is_async=True,
+        transport_for=lambda p: transport_cls(fake, p),
+        http=http,
+    )
+
+
 class Progress:
     """Progress lines on stderr for long runs (every 10% or 5 s)."""
 
@@ -160,20 +198,11 @@ def drive_sync(
 ) -> tuple[Trace, float]:
     import notdiamond
 
-    http = sdk_http_module()
-    transport_cls, _ = make_transports(http)
-    vc = VirtualClock()
     trace = Trace()
-    fake = FakeProvider(scenario.providers, seed, trace, vc.time)
-    clients = make_clients(
-        scenario.provider_set(),
-        is_async=False,
-        transport_for=lambda p: transport_cls(fake, p, vc.advance),
-        http=http,
-    )
+    vc, clients = fake_sync_clients(scenario, seed, trace)
     client = _client_for(scenario, clients)
     model = scenario.traffic.model
-    stream_rng = random.Random(seed + _STREAM_SEED)
+    stream_rng = stream_draws(seed)
     interval = scenario.traffic.interval
     share = scenario.traffic.stream
     with (
@@ -204,8 +233,6 @@ def drive_async(
 ) -> tuple[Trace, float]:
     import notdiamond
 
-    http = sdk_http_module()
-    _, transport_cls = make_transports(http)
     trace = Trace()
     interval = scenario.traffic.interval
     share = scenario.traffic.stream
@@ -213,15 +240,9 @@ def drive_async(
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
-        fake = FakeProvider(scenario.providers, seed, trace, loop.time)
-        clients = make_clients(
-            scenario.provider_set(),
-            is_async=True,
-            transport_for=lambda p: transport_cls(fake, p),
-            http=http,
-        )
+        clients = fake_async_clients(scenario, seed, trace)
         client = _client_for(scenario, clients)
-        stream_rng = random.Random(seed + _STREAM_SEED)
+        stream_rng = stream_draws(seed)
         in_flight = 0
         done = 0
 
@@ -299,7 +320,7 @@ def drive_server(
     interval = scenario.traffic.interval
     share = scenario.traffic.stream
     model = scenario.traffic.model
-    stream_rng = random.Random(seed + _STREAM_SEED)
+    stream_rng = stream_draws(seed)
     bound = max(60.0, 20 * n * (1 + interval) * scale + 30)
     with LoopbackServer(
         scenario.providers,

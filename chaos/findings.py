@@ -219,6 +219,9 @@ def findings_for(
                 "it for outages"
                 if breaker and opened
                 else "raise max_retries or add a fallback model"
+                if len(captured.positive_models()) < 2
+                else f"raise max_retries (now {_attempts(scenario)} attempt(s) per model before "
+                "it falls back)"
             )
             add(
                 "advice",
@@ -362,3 +365,9 @@ def findings_for(
 def _backoffs(scenario: Any) -> str:
     values = sorted(set(scenario.backoffs.values()))
     return ", ".join(f"{v:g}" for v in values)
+
+
+def _attempts(scenario: Any) -> str:
+    """The models' ``max_retries`` (attempts per model), as the configuration gave them."""
+    values = sorted(set(scenario.max_attempts.values()))
+    return ", ".join(str(v) for v in values)

@@ -81,6 +81,34 @@ class Job:
         return self.n * per
 
 
+def wait_tolerance(scenario: Scenario) -> tuple[float, float] | None:
+    """The tolerance of the checks on waits for a run over real sockets (``None``: exact)."""
+    if scenario.mode != "server":
+        return None
+    low, high = SERVER_WAIT_TOLERANCE
+    return low / scenario.time_scale, high / scenario.time_scale
+
+
+def crashed(
+    label: str, name: str, mutant: str | None, seed: int, n: int, started: float, exc: Exception
+) -> JobResult:
+    """A run that raised (``started``: its ``time.perf_counter()`` start), with the traceback."""
+    import traceback
+
+    return JobResult(
+        label,
+        name,
+        mutant,
+        seed,
+        n,
+        [],
+        time.perf_counter() - started,
+        0.0,
+        0,
+        error="".join(traceback.format_exception(exc)),
+    )
+
+
 def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     """Run one job in this process: traffic, then checks (the mutant still applied), then the
     plot extracts."""
@@ -92,12 +120,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
     progress = Progress(job.label, job.n, show_progress)
     mutant = MUTANTS[job.mutant] if job.mutant else None
     driver = DRIVERS[scenario.mode]
-    tolerance = None
-    if scenario.mode == "server":
-        tolerance = (
-            SERVER_WAIT_TOLERANCE[0] / scenario.time_scale,
-            SERVER_WAIT_TOLERANCE[1] / scenario.time_scale,
-        )
+    tolerance = wait_tolerance(scenario)
     try:
         with quiet_runtime_logs(), contextlib.ExitStack() as stack:
             extra = stack.enter_context(mutant.apply()) if mutant else {}
@@ -117,20 +140,7 @@ def execute(job: Job, *, show_progress: bool = True) -> JobResult:
                 view.tolerance = tolerance
             results = run_checks(view, names)
     except Exception as exc:  # a crash is reported as a failed job, not a traceback
-        import traceback
-
-        return JobResult(
-            job.label,
-            scenario.name,
-            job.mutant,
-            job.seed,
-            job.n,
-            [],
-            time.perf_counter() - started,
-            0.0,
-            0,
-            error="".join(traceback.format_exception(exc)),
-        )
+        return crashed(job.label, scenario.name, job.mutant, job.seed, job.n, started, exc)
     for r in results:
         r.mutant = job.mutant
     plot = {} if job.mutant else plot_extract(scenario, trace, view)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import json
 import os
 import sys
@@ -297,10 +298,28 @@ class Chaos:
         Async fake clients work only inside it: every ``asyncio.sleep``/``anyio.sleep`` (the
         runtime's backoff, the fake latency) passes without waiting.
         """
+        if not inspect.iscoroutine(coro):
+            raise TypeError(
+                f"chaos.run(...) takes a coroutine, got {type(coro).__name__}: call the async "
+                "function inside it, e.g. chaos.run(main()) or "
+                "chaos.run(chaos.acall(fn, *args))."
+            )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError(
+                "chaos.run(...) was called while an event loop is running (an async test, or "
+                "inside chaos.run itself): it runs its own virtual-time loop. Make the test a "
+                "plain `def test_...(chaos)` and run the async code as chaos.run(main()); inside "
+                "it, await chaos.acall(fn, *args) directly."
+            )
         loop = _ClockLoop(self.clock)
         self._loop = loop
         try:  # (not made the thread's current loop: a test's own loop setup stays as it was)
-            result = loop.run_until_complete(coro)
+            result: T = loop.run_until_complete(coro)
             loop.run_until_complete(loop.shutdown_asyncgens())
             return result
         finally:
@@ -332,6 +351,15 @@ class Chaos:
         finally:
             _current_call.reset(token)
             call.finished = self.clock.now
+        if inspect.isawaitable(call.value):
+            self.trace.calls.pop()  # not a call that happened: nothing was awaited
+            if inspect.iscoroutine(call.value):
+                call.value.close()  # no "never awaited" warning on top of this error
+            raise TypeError(
+                f"chaos.call({getattr(fn, '__qualname__', fn)!r}, ...) returned an awaitable: "
+                "for an async function use chaos.run(chaos.acall(fn, *args)), or "
+                "`await chaos.acall(fn, *args)` inside chaos.run(...)."
+            )
         return call.value  # type: ignore[no-any-return]
 
     async def acall(

@@ -148,6 +148,13 @@ def load_setup(target: str) -> Callable[[], Any]:
             f"--init {target!r}: give MODULE:FUNCTION, the function your application runs to "
             "build its clients and call notdiamond.init, e.g. --init myapp.llm:setup."
         )
+    if module_name.endswith(".py") or module_name.startswith(".") or "/" in module_name:
+        dotted = module_name.removesuffix(".py").lstrip("./")
+        dotted = dotted.replace("/", ".")
+        raise SetupError(
+            f"--init {target!r}: MODULE is the module's import name, not a file path: run from "
+            f"the directory that holds your package and give --init {dotted}:{attr}."
+        )
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
@@ -204,18 +211,23 @@ def _recording_init() -> Iterator[list[_InitCall]]:
     real = notdiamond.init
     signature = inspect.signature(real)
     calls: list[_InitCall] = []
+    recording = [True]
 
     def init(*args: Any, **kwargs: Any) -> Any:
         manager = real(*args, **kwargs)  # the real validation: a refusal propagates unchanged
-        bound = signature.bind(*args, **kwargs)
-        arguments = dict(bound.arguments)
-        arguments.update(arguments.pop("options", {}))
-        calls.append(_InitCall(arguments, manager))
+        if recording[0]:  # after the block, a module's own `init` name is the real init
+            bound = signature.bind(*args, **kwargs)
+            arguments = dict(bound.arguments)
+            arguments.update(arguments.pop("options", {}))
+            calls.append(_InitCall(arguments, manager))
         return manager
 
     init.__doc__ = real.__doc__
-    with swapped(notdiamond, "init", init):
-        yield calls
+    try:
+        with swapped(notdiamond, "init", init):
+            yield calls
+    finally:
+        recording[0] = False
 
 
 def capture(target: str) -> Captured:
@@ -284,8 +296,8 @@ def _from_arguments(target: str, arguments: Mapping[str, Any]) -> Captured:
         if value is not None and value is not False:
             config[name] = True if value is True else option_fields(value)
     hedge = arguments.get("hedge")
-    if hedge is not None:
-        config["hedge"] = option_fields(hedge)
+    if hedge is not None and hedge is not False:  # True: notdiamond.Hedge()'s defaults
+        config["hedge"] = {} if hedge is True else option_fields(hedge)
     extra = {}
     if arguments.get("sdk_retries"):
         extra["sdk_retries"] = True

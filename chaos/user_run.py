@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from .checks import RunView, run_checks
 from .drivers import DRIVERS, Progress, quiet_runtime_logs
 from .findings import Finding, findings_for, measure
 from .health import recording
-from .jobs import SERVER_WAIT_TOLERANCE, derive_seed, glance, plot_extract
+from .jobs import crashed, derive_seed, glance, plot_extract, wait_tolerance
 from .results import JobResult
 from .scenario import ScenarioError
 from .sizing import sample_size
@@ -92,27 +91,15 @@ def execute(
             if trace_dir:
                 write_trace(trace_path(trace_dir, scenario.name), trace)
             view = RunView(scenario, seed, trace, extra_init=captured.extra)
-            if scenario.mode == "server":
-                low, high = SERVER_WAIT_TOLERANCE
-                view.tolerance = (low / scenario.time_scale, high / scenario.time_scale)
+            tolerance = wait_tolerance(scenario)
+            if tolerance is not None:
+                view.tolerance = tolerance
             checks = run_checks(view, scenario.checks)
             figures = glance(view)
             measures = measure(user, view)
             plot = plot_extract(scenario, trace, view)
     except Exception as exc:  # a crash is reported with the run, not as a traceback of the tool
-        job = JobResult(
-            scenario.name,
-            scenario.name,
-            None,
-            seed,
-            n,
-            [],
-            time.perf_counter() - started,
-            0.0,
-            0,
-            error="".join(traceback.format_exception(exc)),
-        )
-        return UserResult(user, job)
+        return UserResult(user, crashed(scenario.name, scenario.name, None, seed, n, started, exc))
     job = JobResult(
         scenario.name,
         scenario.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import math
 from typing import TYPE_CHECKING, Any, Final
 
 from openai import APIConnectionError, APITimeoutError, NotGiven
@@ -116,7 +117,12 @@ class CallState:
         deadline = pipeline.deadline
         if limit is not None and (deadline is None or limit < deadline):
             deadline = limit
-        self.deadline = None if deadline is None else now + deadline
+        if deadline is None:
+            self.deadline = None
+        else:  # a deadline below the clock's resolution still leaves the first attempt a time
+            self.deadline = now + deadline
+            if self.deadline <= now:
+                self.deadline = math.nextafter(now, math.inf)
         unsettled = pipeline.unsettled
         if pipeline.admit_by and (unsettled is None or key in unsettled):
             self._admit_first(now)

@@ -30,6 +30,7 @@ from tests.fakes import (
     SleepRecorder,
     ok,
     read_timeout,
+    sse,
     status,
 )
 
@@ -46,10 +47,14 @@ A = "openai/gpt-4o"
 
 
 def _faults(
-    now: Callable[[], float], rng: random.Random, outage: tuple[float, float] | None
+    now: Callable[[], float],
+    rng: random.Random,
+    outage: tuple[float, float] | None,
+    good: Any = None,
 ) -> Any:
+    good = ok() if good is None else good
     replies = [
-        (0.6, ok()),
+        (0.6, good),
         (0.2, status(503)),
         (0.05, status(400)),
         (0.04, status(401)),
@@ -65,7 +70,7 @@ def _faults(
             if pick < share:
                 return each(request)
             pick -= share
-        return ok()(request)
+        return good(request)
 
     return reply
 
@@ -88,17 +93,33 @@ class _Counting:
 
 
 def _run(
-    fast: bool, is_async: bool, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    fast: bool,
+    is_async: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+    stream: bool = False,
+    **options: Any,
 ) -> dict[str, list[Any]]:
-    """A seeded run through the real SDK; everything a user or a dashboard could see of it."""
+    """A seeded run through the real SDK; everything a user or a dashboard could see of it.
+
+    ``stream``: every call streams (read to its end); ``options``: more ``init`` options."""
+    monkeypatch.undo()
     if not fast:
         monkeypatch.setattr(CircuitBreakerStrategy, "fast_path", lambda self: NO_FAST_PATH)
     fake = FakeProvider()
     sleeps = AsyncSleepRecorder() if is_async else SleepRecorder()
     rng = random.Random(7)
-    fake.always(A, _faults(sleeps.clock, rng, outage=(10.0, 30.0)), 100_000)
-    fake.always("openai/gpt-4o-mini", _faults(sleeps.clock, rng, outage=None), 100_000)
-    fake.always("azure/gpt-4o", _faults(sleeps.clock, rng, outage=(20.0, 25.0)), 100_000)
+    good = sse() if stream else None
+    fake.always(A, _faults(sleeps.clock, rng, (10.0, 30.0), good), 100_000)
+    fake.always("openai/gpt-4o-mini", _faults(sleeps.clock, rng, None, good), 100_000)
+    fake.always("azure/gpt-4o", _faults(sleeps.clock, rng, (20.0, 25.0), good), 100_000)
+    events: list[Any] = []
+    if options.pop("observer", False):
+        options["observer"] = lambda e: events.append(
+            (e.model, e.attempt, e.started, e.finished, e.decision, e.wait_before, e.next_wait)
+            if hasattr(e, "call_id")
+            else repr(e)
+        )
     clients = (
         [fake.async_openai(), fake.async_azure()] if is_async else [fake.openai(), fake.azure()]
     )
@@ -113,28 +134,44 @@ def _run(
         retry_after_cap=3.0,
         circuit_breaker=OPTIONS,
         async_mode=is_async,
+        **options,
     )
     pipeline = manager.wrappers["openai"].pipeline
-    assert (pipeline.asked_about is not None) is fast  # the fast path is what is compared
+    # the fast path is what is compared (options that time every call leave it the admission
+    # by set lookup and the success without dispatch)
+    assert (pipeline.unsettled is not None) is fast
+    if not options:
+        assert (pipeline.asked_about is not None) is fast
     seen: dict[str, list[Any]] = {"calls": [], "health": []}
     caplog.clear()
 
     async def one() -> Any:
-        return await clients[0].chat.completions.create(model="notdiamond", messages=USER)
+        reply = await clients[0].chat.completions.create(
+            model="notdiamond", messages=USER, stream=stream
+        )
+        if not stream:
+            return reply
+        chunks = [chunk async for chunk in reply]  # read to the end
+        return chunks[0]
+
+    def one_sync() -> Any:
+        reply = clients[0].chat.completions.create(model="notdiamond", messages=USER, stream=stream)
+        if not stream:
+            return reply
+        chunks = list(reply)  # read to the end
+        return chunks[0]
 
     for _ in range(400):
         sleeps.now += 0.1
         try:
-            if is_async:
-                reply = asyncio.run(one())
-            else:
-                reply = clients[0].chat.completions.create(model="notdiamond", messages=USER)
+            reply = asyncio.run(one()) if is_async else one_sync()
             seen["calls"].append(("ok", reply.model, sleeps.now))
         except openai.OpenAIError as exc:
             seen["calls"].append(("error", type(exc).__name__, sleeps.now))
         seen["health"].append(sorted(manager.health().items()))
     seen["sent"] = fake.keys()
     seen["waits"] = list(sleeps.waits)
+    seen["events"] = events
     seen["transitions"] = [
         r.getMessage() for r in caplog.records if r.getMessage().startswith("circuit breaker")
     ]
@@ -154,6 +191,33 @@ def test_the_fast_path_changes_nothing_on_a_whole_run(
     assert states == {"closed", "open", "half_open"}  # the run opened and closed breakers
     assert len(fast["transitions"]) > 10
     assert {kind for kind, _, _ in fast["calls"]} == {"ok", "error"}
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("stream", "options"),
+    [
+        (True, {"first_chunk_timeout": 2.0, "retry_budget": True}),
+        (False, {"deadline": 4.0, "observer": True}),
+    ],
+    ids=["streams-budget", "deadline-observer"],
+)
+def test_the_fast_path_changes_nothing_beside_the_other_strategies(
+    is_async: bool,
+    stream: bool,
+    options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Streams, the retry budget, a deadline and an observer each change what the fast path may
+    skip (the call's start on the clock, its id, the attempt-start hooks): still the same run."""
+    caplog.set_level(logging.INFO, logger="notdiamond")
+    fast = _run(True, is_async, monkeypatch, caplog, stream, **options)
+    dispatched = _run(False, is_async, monkeypatch, caplog, stream, **options)
+    assert fast == dispatched
+    assert {kind for kind, _, _ in fast["calls"]} == {"ok", "error"}
+    assert len(fast["transitions"]) > 10
+    assert bool(fast["events"]) == ("observer" in options)
 
 
 def test_a_success_on_a_closed_breaker_reads_the_clock_once_and_dispatches_nothing(
@@ -306,3 +370,62 @@ def test_a_strategy_without_a_fast_path_is_dispatched(
     breaker = manager.health()[A].breaker
     assert breaker is not None
     assert breaker.calls == 1
+
+
+async def _hedged_run(fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """300 overlapping async calls with hedging, a deadline and the breaker, on virtual time."""
+    from tests.test_hedging import SlowProvider
+
+    monkeypatch.undo()
+    if not fast:
+        monkeypatch.setattr(CircuitBreakerStrategy, "fast_path", lambda self: NO_FAST_PATH)
+    slow = SlowProvider()
+    rng = random.Random(11)
+    for key in ("openai/gpt-4o", "azure/gpt-4o"):
+        slow.latency(key, *[rng.choice([0.2, 0.5, 3.0, 8.0]) for _ in range(3000)])
+        replies = [ok(), ok(), ok(), status(503), status(500)]
+        slow.script(key, *[rng.choice(replies) for _ in range(3000)])
+    client = slow.async_openai()
+    loop = asyncio.get_running_loop()
+    manager = notdiamond.init(
+        [client, slow.async_azure()],
+        models={"openai/gpt-4o": 0.6, "azure/gpt-4o": 0.4},
+        clock=loop.time,
+        hedge=notdiamond.Hedge(delay=1.0),
+        circuit_breaker=OPTIONS,
+        deadline=6.0,
+        max_retries=2,
+        backoff=0.5,
+        seed=5,
+    )
+    assert (manager.wrappers["openai"].pipeline.unsettled is not None) is fast
+    outcomes: list[tuple[Any, ...]] = []
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(i * 0.3)
+        try:
+            reply = await client.chat.completions.create(model="notdiamond", messages=USER)
+            outcomes.append((i, "ok", reply.model, loop.time()))
+        except openai.OpenAIError as exc:
+            outcomes.append((i, type(exc).__name__, loop.time()))
+
+    await asyncio.gather(*(one(i) for i in range(300)))
+    health = sorted((key, repr(h)) for key, h in manager.health().items())
+    manager.close()
+    return outcomes, health, slow.started, slow.cancelled
+
+
+def test_the_fast_path_changes_nothing_for_overlapping_hedged_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Calls interleave on one event loop: admissions, hedge lanes, probes and successes of
+    different calls alternate around the breakers' transitions (same seeds, same virtual time)."""
+    from chaos.clock import run_virtual
+
+    fast, _ = run_virtual(_hedged_run(True, monkeypatch))
+    dispatched, _ = run_virtual(_hedged_run(False, monkeypatch))
+    assert fast == dispatched
+    outcomes, health, _, cancelled = fast
+    assert {o[1] for o in outcomes} >= {"ok", "DeadlineExceeded"}
+    assert cancelled  # hedges raced and their losers were cancelled
+    assert any("last_opened=Transition" in h for _, h in health)  # breakers opened

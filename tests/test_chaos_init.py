@@ -19,6 +19,8 @@ from typing import Any
 import openai
 import pytest
 
+import notdiamond
+
 pytest.importorskip("scipy")
 
 from chaos.__main__ import main
@@ -361,6 +363,35 @@ def test_workers_spread_the_scenarios_and_change_nothing_else(app_dir: Path) -> 
         assert verdicts(a) == verdicts(b)
 
 
+def test_flaky_5xx_advice_adds_a_fallback_only_where_there_is_none(app_dir: Path) -> None:
+    from chaos.findings import findings_for
+    from chaos.user_scenarios import fault_scenarios
+
+    module = write_app(
+        app_dir,
+        "flaky_advice",
+        """
+        def one():
+            return notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+
+        def two():
+            return notdiamond.init(OpenAI(api_key="k"), models={"openai/gpt-4o": 0.7, "openai/gpt-4o-mini": 0.3}, max_retries=2)
+        """,
+    )
+    figures = {"success": 0.995, "p99_s": 1.0, "wait_per_call_s": 0.0, "http_per_call": 1.1}
+    advice = {}
+    for name in ("one", "two"):
+        captured = capture(f"{module}:{name}")
+        (flaky,) = [u for u in fault_scenarios(captured, quick=True) if u.kind == "flaky-5xx"]
+        (advice[name],) = [
+            f.text for f in findings_for(flaky, figures, {}, captured) if f.level == "advice"
+        ]
+    assert advice["one"].endswith("raise max_retries or add a fallback model.")
+    assert advice["two"].endswith(
+        "raise max_retries (now 2 attempt(s) per model before it falls back)."
+    )
+
+
 def test_a_failed_check_makes_the_exit_status_1(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -390,6 +421,32 @@ def test_a_failed_check_makes_the_exit_status_1(
     assert "FAILED flaky-5xx / backoff_waits" in capsys.readouterr().err
     assert verdicts(scenario(results(app_dir / "rep"), "flaky-5xx"))["backoff_waits"] == "fail"
     assert main(args) == 0  # the same run on the real runtime
+
+
+def test_a_run_that_crashes_is_reported_with_its_traceback_and_exit_status_1(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chaos.user_run
+
+    module = write_app(
+        app_dir,
+        "crashing_run",
+        """
+        def setup():
+            return notdiamond.init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+        """,
+    )
+
+    def crashing_driver(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the driver broke")
+
+    monkeypatch.setitem(chaos.user_run.DRIVERS, "sync", crashing_driver)
+    argv = ["--init", f"{module}:setup", "--quick", "--scenario", "storm", "--out", "rep"]
+    assert main([*argv, "--no-plots"]) == 1
+    assert "CRASHED storm:\nTraceback" in capsys.readouterr().err
+    (storm,) = results(app_dir / "rep")["scenarios"]
+    assert "RuntimeError: the driver broke" in storm["error"]
+    assert storm["checks"] == []
 
 
 def test_sdk_retries_run_with_the_applications_client_max_retries(app_dir: Path) -> None:
@@ -518,6 +575,29 @@ def test_async_clients_run_on_virtual_time_with_the_hedge_checks(app_dir: Path) 
     }
     # hedging keeps the slow primary's calls near the 2 s delay plus the fallback's latency
     assert slow["figures"]["p99_s"] < 4.0
+
+
+def test_hedge_true_or_false_is_captured_as_init_reads_it(app_dir: Path) -> None:
+    module = write_app(
+        app_dir,
+        "hedge_switch",
+        """
+        def clients():
+            return [AsyncOpenAI(api_key="k"), AsyncAzureOpenAI(api_key="k", azure_endpoint="https://x.invalid", api_version="2024-06-01")]
+
+        def on():
+            return notdiamond.init(clients(), models=["openai/gpt-4o", "azure/gpt-4o"], hedge=True)
+
+        def off():
+            return notdiamond.init(clients(), models=["openai/gpt-4o", "azure/gpt-4o"], hedge=False)
+        """,
+    )
+    assert capture(f"{module}:on").config["hedge"] == {}  # True: notdiamond.Hedge()'s defaults
+    assert "hedge" not in capture(f"{module}:off").config
+    argv = ["--init", f"{module}:on", "--quick", "--scenario", "slow-primary", "--out", "rep"]
+    code = main([*argv, "--no-plots"])
+    assert code == 0
+    assert results(app_dir / "rep")["configuration"]["hedge"] == {}
 
 
 def test_an_application_that_streams_gets_the_stalled_streams_scenario(app_dir: Path) -> None:
@@ -660,6 +740,9 @@ def test_unusable_setups_are_refused_naming_the_fix(
     [
         ("support_bot.llm", "give MODULE:FUNCTION"),
         ("no_such_package_here.llm:setup", "no module 'no_such_package_here' importable from"),
+        ("support_bot/llm.py:setup", "not a file path: run from the directory that holds your"),
+        ("./support_bot/llm.py:setup", "give --init support_bot.llm:setup."),
+        ("llm.py:make", "give --init llm:make."),
     ],
 )
 def test_bad_targets_are_refused(
@@ -708,6 +791,31 @@ def test_every_manager_built_during_setup_is_closed(app_dir: Path) -> None:
     built = sys.modules[module].BUILT
     assert len(built) == 4
     assert all(m.closed for m in built)
+
+
+def test_after_capture_init_is_the_real_one_again_and_records_nothing(app_dir: Path) -> None:
+    from chaos.user_config import _recording_init, load_setup
+
+    real = notdiamond.init
+    module = write_app(
+        app_dir,
+        "bound_init",
+        """
+        from notdiamond import init
+
+        def setup():
+            return init(OpenAI(api_key="k"), models=["openai/gpt-4o"])
+        """,
+    )
+    with _recording_init() as calls:  # what capture() does around the import and the call
+        load_setup(f"{module}:setup")().close()
+    assert len(calls) == 1  # the module's own setup() inside the block
+    assert notdiamond.init is real
+    # the module bound the name while a recorder was in place: it now only calls the real init
+    manager = sys.modules[module].setup()
+    assert isinstance(manager, notdiamond.RetryManager)
+    manager.close()
+    assert len(calls) == 1  # the recorder keeps nothing (no manager held) after its block
 
 
 def test_an_async_setup_function_is_awaited(app_dir: Path) -> None:

@@ -162,3 +162,45 @@ def test_results_json_carries_what_callers_got_with_and_without_the_library(
     assert outage["plain_sdk"]["max_retries"] == 2
     assert outage["plain_sdk"]["calls"] == 150
     assert outage["plain_sdk"]["success"] < 0.8
+
+
+def test_a_job_that_crashes_is_a_result_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chaos.jobs
+
+    def crashing_driver(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the driver broke")
+
+    monkeypatch.setitem(chaos.jobs.DRIVERS, "sync", crashing_driver)
+    scenario = _scenario("outage-primary")
+    assert scenario.mode == "sync"
+    result = execute(Job(scenario, 20, 3, mutant="backoff_off"), show_progress=False)
+    assert (result.label, result.mutant, result.seed, result.n) == (
+        "outage-primary [mutant: backoff_off]",
+        "backoff_off",
+        3,
+        20,
+    )
+    assert result.checks == []
+    assert result.error is not None
+    assert result.error.startswith("Traceback")
+    assert "RuntimeError: the driver broke" in result.error
+
+
+@pytest.mark.parametrize("name", ["streams-first-chunk", "streams-first-chunk-async"])
+def test_the_plain_sdk_streams_the_same_requests_as_the_librarys_run(name: str) -> None:
+    from chaos.drivers import DRIVERS, Progress
+
+    scenario = _scenario(name)
+    assert 0 < scenario.traffic.stream < 1
+    plain = Trace()
+    run_plain(scenario, 60, seed=4, trace=plain)
+    library, _ = DRIVERS[scenario.mode](
+        scenario, 60, 4, extra={}, progress=Progress(name, 60, False)
+    )
+
+    def streamed(trace: Trace) -> list[bool]:
+        first = {r.request: r.stream for r in reversed(trace.http)}
+        return [first[i] for i in range(60)]
+
+    assert streamed(plain) == streamed(library)
+    assert 0 < sum(streamed(plain)) < 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import openai
@@ -165,3 +166,20 @@ def test_bad_deadlines_are_refused(fake, bad) -> None:
 def test_deadlines_that_are_not_numbers_are_refused(fake, bad) -> None:
     with pytest.raises(TypeError, match="deadline"):
         notdiamond.init(fake.openai(), models=["openai/gpt-4o"], deadline=bad)
+
+
+@pytest.mark.parametrize("block", [False, True], ids=["init", "block"])
+def test_a_deadline_below_the_clocks_resolution_still_sends_the_first_attempt(
+    fake, sleeps, block: bool
+) -> None:
+    """At t=1e6 s a float cannot tell t + 1e-12 from t: the deadline is still positive, so the
+    call sends its first attempt (cut to the shortest time there is) as a 1e-9 s deadline does,
+    instead of finding its time up before it began (found by test_validation_properties)."""
+    sleeps.now = 1e6
+    assert sleeps.now + 1e-12 == sleeps.now
+    client = _init(fake, sleeps, **({} if block else {"deadline": 1e-12}))
+    with notdiamond.deadline(1e-12) if block else contextlib.nullcontext():
+        reply = client.chat.completions.create(model="notdiamond", messages=USER)
+    assert reply.choices[0].message.content == "hi"
+    (sent,) = _read_timeouts(fake)
+    assert 0 < sent <= 1e-9

@@ -352,6 +352,47 @@ def test_one_fault_model_per_test() -> None:
             chaos.providers({"azure/gpt-4o": {}})
 
 
+def test_an_async_function_given_to_call_or_run_wrongly_is_refused_naming_the_fix() -> None:
+    import asyncio
+    import warnings
+
+    async def ask() -> str:
+        return "answer"
+
+    with Chaos.active() as chaos, warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine was never awaited" left behind
+        with pytest.raises(TypeError, match=r"use chaos\.run\(chaos\.acall\(fn, \*args\)\)"):
+            chaos.call(ask)
+        assert chaos.trace.calls == []  # nothing that happened was recorded
+        with pytest.raises(TypeError, match=r"e\.g\. chaos\.run\(main\(\)\)"):
+            chaos.run(ask)  # type: ignore[arg-type]
+
+        async def nested() -> str:
+            return chaos.run(ask())
+
+        with pytest.raises(RuntimeError, match=r"plain `def test_\.\.\.\(chaos\)`"):
+            asyncio.run(nested())
+        assert chaos.run(chaos.acall(ask)) == "answer"  # the right way still works after
+        assert [c.value for c in chaos.trace.calls] == ["answer"]
+
+
+def test_the_runtimes_defaults_are_restored_when_the_test_raises() -> None:
+    from notdiamond._options import OPTIONS
+
+    before = dict(OPTIONS)
+    inside: list[bool] = []
+
+    def failing_test() -> None:
+        with Chaos.active():
+            inside.append(dict(OPTIONS) != before)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        failing_test()
+    assert inside == [True]
+    assert dict(OPTIONS) == before
+
+
 # -- the plugin module ----------------------------------------------------------------------------
 def test_the_entry_point_module_imports_neither_the_library_nor_openai() -> None:
     """pytest imports the entry point module on every run: as installed (a top-level copy of
