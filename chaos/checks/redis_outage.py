@@ -13,6 +13,7 @@ import math
 
 from scipy import stats
 
+from ..fleet import FleetInfo
 from ..results import CheckResult
 from ..scenario import Scenario
 from . import register
@@ -101,6 +102,25 @@ class FleetSuccessRate(Check):
         )
 
 
+def _redis_allowance(info: FleetInfo, at: float) -> float:
+    """How long after ``at`` a process may take to notice Redis went or came back:
+    ``sync_interval + timeout``, the scheduling slack, and the machine's stalls meanwhile."""
+    allowed = info.sync_interval + info.timeout + SCHEDULING_SLACK
+    return allowed + info.stalled(at, at + allowed)
+
+
+def _log_times(info: FleetInfo, kind: str, since: float) -> list[list[float]]:
+    """Per process, the times of its ``kind`` log lines (``down``/``up``) from ``since`` on."""
+    return [
+        [x.at for x in info.logs if x.process == w and x.kind == kind and x.at >= since]
+        for w in range(info.processes)
+    ]
+
+
+def _shown(lags: list[float | None]) -> str:
+    return ", ".join("none" if x is None else f"{x * 1000:.0f} ms" for x in lags)
+
+
 @register
 class RedisLocalFallback(Check):
     name = "redis_local_fallback"
@@ -119,17 +139,13 @@ class RedisLocalFallback(Check):
         if info.redis_down is None:
             return self.exact(view, 0, events=0, n=0, summary="no Redis outage ran", details={})
         kill, back = info.redis_down
-        allowed = info.sync_interval + info.timeout + SCHEDULING_SLACK
-        allowed += info.stalled(kill, kill + allowed)
+        allowed = _redis_allowance(info, kill)
         key = view.scenario.first_key() or view.scenario.order[0]
         local_from = kill + allowed
         problems: list[str] = []
         lags: list[float | None] = []
         own_probes: list[int] = []
-        for w in range(info.processes):
-            downs = [
-                x.at for x in info.logs if x.process == w and x.kind == "down" and x.at >= kill
-            ]
+        for w, downs in enumerate(_log_times(info, "down", kill)):
             lag = min(downs) - kill if downs else None
             lags.append(lag)
             if lag is None or lag > allowed:
@@ -144,7 +160,7 @@ class RedisLocalFallback(Check):
             own_probes.append(probes)
             if probes == 0:
                 problems.append(f"#{w} sent no probe of its own while Redis was down")
-        shown = ", ".join("none" if x is None else f"{x * 1000:.0f} ms" for x in lags)
+        shown = _shown(lags)
         return self.exact(
             view,
             len(problems),
@@ -182,12 +198,10 @@ class RedisResync(Check):
         if info.redis_down is None:
             return self.exact(view, 0, events=0, n=0, summary="no Redis outage ran", details={})
         _, back = info.redis_down
-        allowed = info.sync_interval + info.timeout + SCHEDULING_SLACK
-        allowed += info.stalled(back, back + allowed)
+        allowed = _redis_allowance(info, back)
         problems: list[str] = []
         lags: list[float | None] = []
-        for w in range(info.processes):
-            ups = [x.at for x in info.logs if x.process == w and x.kind == "up" and x.at >= back]
+        for w, ups in enumerate(_log_times(info, "up", back)):
             lag = min(ups) - back if ups else None
             lags.append(lag)
             if lag is None or lag > allowed:
@@ -202,7 +216,7 @@ class RedisResync(Check):
             problems.append(f"{len(close)} probes less than a break apart after the resync")
         if not probes:
             problems.append("no probe after the resync to judge")
-        shown = ", ".join("none" if x is None else f"{x * 1000:.0f} ms" for x in lags)
+        shown = _shown(lags)
         return self.exact(
             view,
             len(problems),
